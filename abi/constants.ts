@@ -1,0 +1,38 @@
+/**
+ * Constant tables as data, so the oracle can hold every value against Xen's headers.
+ *
+ * Each constant is exported under Xen's own name from the file that mirrors its header; a group
+ * lists them by shorthand (`constants('grant_table.h', { GNTST_okay, ... })`) so names are written
+ * once and values never twice.
+ */
+
+export type ConstantValue = number | bigint;
+
+export interface ConstantGroup {
+  /** Xen public header that defines these (relative to `include/public/`), or null when the
+   * values come from elsewhere (Linux, the x86 architecture) and no Xen header can check them. */
+  readonly header: string | null;
+  /** Where the values come from when `header` is null. */
+  readonly source?: string;
+  readonly values: Readonly<Record<string, ConstantValue>>;
+  /** C expressions for names the header spells differently (e.g. errno `EPERM` is `XEN_EPERM`). */
+  readonly cExpr: Readonly<Record<string, string>>;
+}
+
+export function constants(
+  header: string,
+  values: Record<string, ConstantValue>,
+  cExpr: Record<string, string> = {},
+): ConstantGroup {
+  return Object.freeze({ header, values: Object.freeze({ ...values }), cExpr: Object.freeze({ ...cExpr }) });
+}
+
+/** Constants that no Xen public header defines; `source` says where they come from. */
+export function externalConstants(source: string, values: Record<string, ConstantValue>): ConstantGroup {
+  return Object.freeze({ header: null, source, values: Object.freeze({ ...values }), cExpr: Object.freeze({}) });
+}
+
+/** The C expression that evaluates a constant in a probe. */
+export function constantCExpr(group: ConstantGroup, name: string): string {
+  return group.cExpr[name] ?? name;
+}

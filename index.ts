@@ -1,0 +1,2 @@
+/** xen-pv-abi-kit: the library entry point. Layers are exported as they land. */
+export * from './abi/index.js';
