@@ -5,6 +5,9 @@
 
 import type { ConstantGroup } from './constants.js';
 import type { StructInfo } from './struct.js';
+import * as errno from './errno.js';
+import * as grantTable from './grant_table.js';
+import * as memory from './memory.js';
 import * as sharedInfo from './shared_info.js';
 
 export * from './guest-abi.js';
@@ -13,6 +16,11 @@ export * from './constants.js';
 export * from './errors.js';
 export * from './struct.js';
 export * from './shared_info.js';
+export * from './memory.js';
+export * from './grant_table.js';
+export * from './errno.js';
+export * from './probe.js';
+export * from './oracle.js';
 
 /** Every struct the kit defines, in documentation order. */
 export const ABI_STRUCTS: readonly StructInfo[] = Object.freeze([
@@ -21,12 +29,38 @@ export const ABI_STRUCTS: readonly StructInfo[] = Object.freeze([
   sharedInfo.vcpu_info,
   sharedInfo.arch_shared_info,
   sharedInfo.shared_info,
+  memory.xen_memory_reservation,
+  memory.xen_memory_exchange,
+  memory.xen_memory_domain,
+  grantTable.grant_entry_v1,
+  grantTable.grant_entry_header,
+  grantTable.grant_entry_v2,
+  grantTable.gnttab_setup_table,
+  grantTable.gnttab_map_grant_ref,
+  grantTable.gnttab_unmap_grant_ref,
+  grantTable.gnttab_unmap_and_replace,
+  grantTable.gnttab_query_size,
+  grantTable.gnttab_transfer,
+  grantTable.gnttab_copy_ptr,
+  grantTable.gnttab_copy,
+  grantTable.gnttab_dump_table,
+  grantTable.gnttab_set_version,
+  grantTable.gnttab_get_version,
+  grantTable.gnttab_get_status_frames,
+  grantTable.gnttab_swap_grant_ref,
+  grantTable.gnttab_cache_flush,
 ]);
 
 /** Every constant table, with the header that defines it. */
 export const ABI_CONSTANTS: readonly ConstantGroup[] = Object.freeze([
   sharedInfo.SHARED_INFO_CONSTANTS,
   sharedInfo.NMI_CONSTANTS,
+  memory.MEMORY_CONSTANTS,
+  memory.XENMEMF_MACRO_CONSTANTS,
+  memory.MEMOP_CONSTANTS,
+  grantTable.GRANT_TABLE_CONSTANTS,
+  grantTable.GNTTABOP_CMD_CONSTANTS,
+  errno.ERRNO_CONSTANTS,
 ]);
 
 export function findStruct(name: string): StructInfo | undefined {

@@ -294,7 +294,9 @@ function intAccessors(type: PrimType, abi: GuestAbi, path: string): { read: Read
       return {
         size,
         read: signed ? (b, at) => b.readInt8(at) : (b, at) => b.readUInt8(at),
-        write: (b, at, v) => void b.writeIntLE(checkedNumber(v, 1, signed, path), at, 1),
+        write: signed
+          ? (b, at, v) => void b.writeInt8(checkedNumber(v, 1, true, path), at)
+          : (b, at, v) => void b.writeUInt8(checkedNumber(v, 1, false, path), at),
       };
     case 2:
       return {
@@ -420,6 +422,19 @@ function addField(builder: Struct, f: FieldLayout, abi: GuestAbi): unknown {
   }
 }
 
+/** Offset of a dotted path, descending into named struct fields (`arch.p2m_generation`). */
+function fieldAt(layout: StructLayout, abi: GuestAbi, path: string): number | undefined {
+  const direct = layout.all.find((f) => f.path === path);
+  if (direct) return direct.offset;
+  for (const f of layout.all) {
+    if (f.type.kind === 'struct' && path.startsWith(`${f.path}.`)) {
+      const inner = fieldAt(f.type.def.layout(abi), abi, path.slice(f.path.length + 1));
+      if (inner !== undefined) return f.offset + inner;
+    }
+  }
+  return undefined;
+}
+
 const ALL_KEYS = new Set<GuestAbiName>(['x86_32', 'x86_64']);
 
 export function defineStruct<const F extends readonly FieldDecl[]>(decl: StructDecl<F>): StructDef<F> {
@@ -445,9 +460,9 @@ export function defineStruct<const F extends readonly FieldDecl[]>(decl: StructD
     layout: layoutOf,
     sizeOf: (abi) => layoutOf(abi).size,
     offsetOf(abi, path) {
-      const found = layoutOf(abi).all.find((f) => f.path === path);
-      if (!found) throw new AbiViewError(`${decl.name} has no field ${path} on ${abi.name}`);
-      return found.offset;
+      const found = fieldAt(layoutOf(abi), abi, path);
+      if (found === undefined) throw new AbiViewError(`${decl.name} has no field ${path} on ${abi.name}`);
+      return found;
     },
     typedStruct: (abi) => {
       layoutOf(abi);
