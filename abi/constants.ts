@@ -6,6 +6,8 @@
  * once and values never twice.
  */
 
+import type { GuestAbiName } from './guest-abi.js';
+
 export type ConstantValue = number | bigint;
 
 export interface ConstantGroup {
@@ -17,14 +19,24 @@ export interface ConstantGroup {
   readonly values: Readonly<Record<string, ConstantValue>>;
   /** C expressions for names the header spells differently (e.g. errno `EPERM` is `XEN_EPERM`). */
   readonly cExpr: Readonly<Record<string, string>>;
+  /** Defined for this guest ABI only (the header gives the same name another value, or none, on
+   * the other); the oracle checks the group only when probing that ABI. */
+  readonly abi?: GuestAbiName;
 }
 
 export function constants(
   header: string,
   values: Record<string, ConstantValue>,
   cExpr: Record<string, string> = {},
+  abi?: GuestAbiName,
 ): ConstantGroup {
-  return Object.freeze({ header, values: Object.freeze({ ...values }), cExpr: Object.freeze({ ...cExpr }) });
+  const group = { header, values: Object.freeze({ ...values }), cExpr: Object.freeze({ ...cExpr }) };
+  return Object.freeze(abi === undefined ? group : { ...group, abi });
+}
+
+/** Whether the oracle compiles this group for `abi`. */
+export function checkedOn(group: ConstantGroup, abi: GuestAbiName): boolean {
+  return group.header !== null && (group.abi === undefined || group.abi === abi);
 }
 
 /** Constants that no Xen public header defines; `source` says where they come from. */

@@ -8,7 +8,11 @@ import type { StructInfo } from './struct.js';
 import * as errno from './errno.js';
 import * as grantTable from './grant_table.js';
 import * as memory from './memory.js';
+import * as p2m from './p2m.js';
+import * as page from './page.js';
 import * as sharedInfo from './shared_info.js';
+import * as startInfo from './start_info.js';
+import * as xen from './xen.js';
 
 export * from './guest-abi.js';
 export * from './ctype.js';
@@ -16,6 +20,10 @@ export * from './constants.js';
 export * from './errors.js';
 export * from './struct.js';
 export * from './shared_info.js';
+export * from './start_info.js';
+export * from './xen.js';
+export * from './page.js';
+export * from './p2m.js';
 export * from './memory.js';
 export * from './grant_table.js';
 export * from './errno.js';
@@ -29,6 +37,10 @@ export const ABI_STRUCTS: readonly StructInfo[] = Object.freeze([
   sharedInfo.vcpu_info,
   sharedInfo.arch_shared_info,
   sharedInfo.shared_info,
+  startInfo.start_info,
+  xen.mmu_update,
+  xen.mmuext_op,
+  xen.multicall_entry,
   memory.xen_memory_reservation,
   memory.xen_memory_exchange,
   memory.xen_memory_domain,
@@ -55,6 +67,18 @@ export const ABI_STRUCTS: readonly StructInfo[] = Object.freeze([
 export const ABI_CONSTANTS: readonly ConstantGroup[] = Object.freeze([
   sharedInfo.SHARED_INFO_CONSTANTS,
   sharedInfo.NMI_CONSTANTS,
+  startInfo.START_INFO_CONSTANTS,
+  xen.HYPERCALL_CONSTANTS,
+  xen.DOMID_CONSTANTS,
+  xen.MMU_UPDATE_CONSTANTS,
+  xen.MMU_UPDATE_EXTERNAL_CONSTANTS,
+  xen.MMUEXT_CONSTANTS,
+  xen.UVMF_CONSTANTS,
+  xen.VMASST_CONSTANTS,
+  page.PTE_CONSTANTS,
+  page.XEN_VIRT_X86_64_CONSTANTS,
+  page.XEN_VIRT_X86_32_CONSTANTS,
+  p2m.P2M_LINUX_CONSTANTS,
   memory.MEMORY_CONSTANTS,
   memory.XENMEMF_MACRO_CONSTANTS,
   memory.MEMOP_CONSTANTS,
