@@ -435,8 +435,6 @@ function fieldAt(layout: StructLayout, abi: GuestAbi, path: string): number | un
   return undefined;
 }
 
-const ALL_KEYS = new Set<GuestAbiName>(['x86_32', 'x86_64']);
-
 export function defineStruct<const F extends readonly FieldDecl[]>(decl: StructDecl<F>): StructDef<F> {
   const kind = decl.kind ?? 'struct';
   const layouts = new Map<GuestAbiName, StructLayout>();
@@ -447,7 +445,7 @@ export function defineStruct<const F extends readonly FieldDecl[]>(decl: StructD
     ctors.set(abi.name, compile(decl.name, layout.fields, 0, layout.size, abi));
   }
   const layoutOf = (abi: GuestAbi): StructLayout => {
-    const layout = ALL_KEYS.has(abi.name) ? layouts.get(abi.name) : undefined;
+    const layout = layouts.get(abi.name);
     if (!layout) throw new AbiViewError(`unknown guest ABI ${String(abi.name)}`);
     return layout;
   };

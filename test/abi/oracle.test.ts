@@ -13,8 +13,13 @@ import {
   PROBE_PACKAGES,
   ProbeError,
   compareWithOracle,
+  compilerVersion,
+  defineStruct,
+  field,
   formatMismatch,
+  generateProbe,
   runProbe,
+  uint32_t,
   type ProbeResult,
 } from '../../abi/index.js';
 import { readOracleFixture } from './oracle-fixture.js';
@@ -72,6 +77,40 @@ describe('layout oracle', function () {
 
     it('reports an oracle for the wrong ABI', function () {
       expect(compareWithOracle(abi, ABI_STRUCTS, ABI_CONSTANTS, fixture.abis.x86_32).mismatches.length).to.be.greaterThan(0);
+    });
+  });
+
+  describe('probe failures are one-line ProbeErrors', function () {
+    it('names the Debian packages when the compiler is missing', function () {
+      const run = () => runProbe({ abi: GUEST_ABIS[1]!, structs: [], constants: [], cc: '/nonexistent/cc' });
+      expect(run).to.throw(ProbeError, /cannot run C compiler '\/nonexistent\/cc'.*install Debian packages: gcc gcc-multilib libxen-dev/);
+      try {
+        run();
+      } catch (e) {
+        expect((e as ProbeError).reason).to.equal('no-compiler');
+        expect((e as ProbeError).message).not.to.contain('\n');
+      }
+    });
+
+    it('reports the first compiler error when a struct is not in the headers', function () {
+      if (!compilerVersion()) this.skip();
+      const bogus = defineStruct({ name: 'no_such_xen_struct', header: 'test', doc: 'absent', fields: [field('a', uint32_t, 'a')] });
+      try {
+        runProbe({ abi: GUEST_ABIS[1]!, structs: [bogus], constants: [] });
+        expect.fail('the probe compiled a struct Xen does not define');
+      } catch (e) {
+        if (!(e instanceof ProbeError) || e.reason !== 'compile') throw e;
+        expect(e.message).to.match(/^probe for x86_64 does not compile: .*no_such_xen_struct/);
+        expect(e.message).not.to.contain('\n');
+      }
+    });
+
+    it('generates a probe that prints every field of every struct', function () {
+      const source = generateProbe(GUEST_ABIS[0]!, ABI_STRUCTS, ABI_CONSTANTS);
+      for (const s of ABI_STRUCTS) {
+        expect(source).to.contain(`sizeof(${s.kind} ${s.name})`);
+        for (const f of s.layout(GUEST_ABIS[0]!).all) expect(source).to.contain(`FIELD(${s.kind} ${s.name}, ${f.path},`);
+      }
     });
   });
 
