@@ -22,16 +22,34 @@ export interface ConstantGroup {
   /** Defined for this guest ABI only (the header gives the same name another value, or none, on
    * the other); the oracle checks the group only when probing that ABI. */
   readonly abi?: GuestAbiName;
+  /** Macros the header needs defined to declare these (e.g. `__XEN_TOOLS__` for tools-only
+   * values); the oracle's probe defines them. */
+  readonly defines?: readonly string[];
+}
+
+export interface ConstantGroupOptions {
+  readonly abi?: GuestAbiName;
+  readonly defines?: readonly string[];
 }
 
 export function constants(
   header: string,
   values: Record<string, ConstantValue>,
   cExpr: Record<string, string> = {},
-  abi?: GuestAbiName,
+  options: ConstantGroupOptions = {},
 ): ConstantGroup {
-  const group = { header, values: Object.freeze({ ...values }), cExpr: Object.freeze({ ...cExpr }) };
-  return Object.freeze(abi === undefined ? group : { ...group, abi });
+  return Object.freeze({
+    header,
+    values: Object.freeze({ ...values }),
+    cExpr: Object.freeze({ ...cExpr }),
+    ...(options.abi === undefined ? {} : { abi: options.abi }),
+    ...(options.defines === undefined ? {} : { defines: Object.freeze([...options.defines]) }),
+  });
+}
+
+/** Every macro some group needs defined, for one probe that checks them all. */
+export function definesOf(groups: readonly ConstantGroup[]): string[] {
+  return [...new Set(groups.flatMap((g) => g.defines ?? []))].sort();
 }
 
 /** Whether the oracle compiles this group for `abi`. */

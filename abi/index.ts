@@ -5,6 +5,7 @@
 
 import type { ConstantGroup } from './constants.js';
 import type { StructInfo } from './struct.js';
+import * as domctl from './domctl.js';
 import * as errno from './errno.js';
 import * as grantTable from './grant_table.js';
 import * as memory from './memory.js';
@@ -27,6 +28,7 @@ export * from './p2m.js';
 export * from './memory.js';
 export * from './grant_table.js';
 export * from './errno.js';
+export * from './domctl.js';
 export * from './probe.js';
 export * from './oracle.js';
 
@@ -80,11 +82,13 @@ export const ABI_CONSTANTS: readonly ConstantGroup[] = Object.freeze([
   page.XEN_VIRT_X86_32_CONSTANTS,
   p2m.P2M_LINUX_CONSTANTS,
   memory.MEMORY_CONSTANTS,
+  memory.MEMORY_TOOLS_CONSTANTS,
   memory.XENMEMF_MACRO_CONSTANTS,
   memory.MEMOP_CONSTANTS,
   grantTable.GRANT_TABLE_CONSTANTS,
   grantTable.GNTTABOP_CMD_CONSTANTS,
   errno.ERRNO_CONSTANTS,
+  domctl.DOMCTL_CONSTANTS,
 ]);
 
 export function findStruct(name: string): StructInfo | undefined {

@@ -246,7 +246,7 @@ export const MEMORY_TOOLS_CONSTANTS = constants('memory.h', {
   XENMEM_sharing_op,
   XENMEM_claim_pages,
   XENMEM_reserved_device_memory_map,
-});
+}, {}, { defines: ['__XEN_TOOLS__'] });
 
 /**
  * Sample results of the function-like XENMEMF_* macros, computed by the TypeScript functions

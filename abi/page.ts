@@ -292,7 +292,7 @@ export const XEN_VIRT_X86_64_CONSTANTS = constants(
     MACH2PHYS_VIRT_START_X86_64: 'MACH2PHYS_VIRT_START',
     MACH2PHYS_VIRT_END_X86_64: 'MACH2PHYS_VIRT_END',
   },
-  'x86_64',
+  { abi: 'x86_64' },
 );
 
 /** Xen's virtual ranges as an x86_32 (PAE) guest's headers (gcc -m32) define them. */
@@ -300,7 +300,7 @@ export const XEN_VIRT_X86_32_CONSTANTS = constants(
   'arch-x86/xen-x86_32.h',
   { HYPERVISOR_VIRT_START_PAE, MACH2PHYS_VIRT_START_PAE, MACH2PHYS_VIRT_END_PAE },
   {},
-  'x86_32',
+  { abi: 'x86_32' },
 );
 
 export interface VaRange {

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkedOn, constantCExpr, type ConstantGroup } from './constants.js';
+import { checkedOn, constantCExpr, definesOf, type ConstantGroup } from './constants.js';
 import { AbiError } from './errors.js';
 import type { GuestAbi, GuestAbiName } from './guest-abi.js';
 import type { StructInfo } from './struct.js';
@@ -143,6 +143,7 @@ export function runProbe(options: ProbeOptions): ProbeResult {
       options.abi.gccFlag,
       '-std=gnu11',
       `-D__XEN_INTERFACE_VERSION__=${XEN_INTERFACE_VERSION}`,
+      ...definesOf(options.constants).map((d) => `-D${d}`),
       ...(options.defines ?? []).map((d) => `-D${d}`),
       ...(options.includeDirs ?? []).map((d) => `-I${d}`),
       source,
