@@ -1,0 +1,315 @@
+/**
+ * Machine memory: 4 KiB frames numbered by mfn, with per-frame owner, m2p entry, page type and
+ * contents. Sparse (design decision 5): metadata lives in chunks that exist only where frames were
+ * used, and a frame's bytes exist only once somebody reads or writes them byte-wise. A frame whose
+ * bytes nobody inspects carries a 32-bit content stamp instead; reading it byte-wise materialises
+ * bytes derived from the stamp, so reads are always consistent.
+ *
+ * This class is plain storage. Who may write what, and logdirty, are Xen's business (xen.ts): every
+ * guest-visible store goes through `Xen.store*`, the one choke point.
+ */
+
+import { PAGE_SIZE } from '../abi/index.js';
+
+/** The m2p value of a frame that backs no pfn (Xen's `INVALID_M2P_ENTRY`, ~0). */
+export const INVALID_M2P = 0xffffffff;
+
+/** Owner code of a free frame. */
+export const OWNER_FREE = 0;
+
+/** Page types, as Xen's `PGT_*` type of a frame (simplified: no refcounts beyond pinning). */
+export const enum PageType {
+  None = 0,
+  L1 = 1,
+  L2 = 2,
+  L3 = 3,
+  L4 = 4,
+}
+const TYPE_MASK = 0x07;
+/** The frame's type is pinned (`MMUEXT_PIN_Ln_TABLE`). */
+const FLAG_PINNED = 0x08;
+/** A Xen heap page shared with its owner (shared_info, grant frames): not in `tot_pages`. */
+const FLAG_XENHEAP = 0x10;
+/** The frame's bytes are materialised (it has an entry in `pages`): spares a Map lookup per claim. */
+const FLAG_BYTES = 0x20;
+
+/** Frames per metadata chunk. Machines may be huge and mostly unused; chunks keep that cheap. */
+const CHUNK_SHIFT = 16;
+const CHUNK = 1 << CHUNK_SHIFT;
+
+/** Stamp of a zero-filled page. */
+export const STAMP_ZERO = 0;
+
+/** One chunked, lazily allocated array of per-frame values. */
+class FrameArray<A extends Uint32Array | Uint16Array | Uint8Array> {
+  private readonly chunks: (A | undefined)[];
+  constructor(
+    frames: number,
+    private readonly make: () => A,
+    private readonly initial: number,
+  ) {
+    this.chunks = new Array<A | undefined>(Math.ceil(frames / CHUNK));
+  }
+  get(mfn: number): number {
+    const chunk = this.chunks[Math.floor(mfn / CHUNK)];
+    return chunk === undefined ? this.initial : chunk[mfn % CHUNK]!;
+  }
+  set(mfn: number, value: number): void {
+    const c = Math.floor(mfn / CHUNK);
+    let chunk = this.chunks[c];
+    if (chunk === undefined) {
+      if (value === this.initial) return;
+      chunk = this.make();
+      if (this.initial !== 0) chunk.fill(this.initial);
+      this.chunks[c] = chunk;
+    }
+    chunk[mfn % CHUNK] = value;
+  }
+  /** Bytes held by allocated chunks. */
+  get bytes(): number {
+    let n = 0;
+    for (const c of this.chunks) if (c) n += c.byteLength;
+    return n;
+  }
+}
+
+/** Deterministic bytes of a stamped page: each 32-bit word mixes the stamp with its index. */
+export function fillFromStamp(page: Uint8Array, stamp: number): void {
+  if (stamp === STAMP_ZERO) {
+    page.fill(0);
+    return;
+  }
+  const words = new Uint32Array(page.buffer, page.byteOffset, PAGE_SIZE / 4);
+  let x = stamp >>> 0;
+  for (let i = 0; i < words.length; i++) {
+    // xorshift32 seeded by the stamp: cheap, and different stamps give different pages.
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    words[i] = x >>> 0;
+  }
+}
+
+export interface MachineOptions {
+  /** `max_page`: frames in the machine (the highest mfn + 1). */
+  readonly maxPage: number;
+}
+
+export class Machine {
+  readonly maxPage: number;
+  private readonly owner: FrameArray<Uint16Array>;
+  private readonly m2p: FrameArray<Uint32Array>;
+  private readonly info: FrameArray<Uint8Array>;
+  private readonly stamps: FrameArray<Uint32Array>;
+  private readonly pages = new Map<number, Uint8Array>();
+  /** Frames at or above this mfn have never been allocated. */
+  private highWater = 0;
+  /** Frames freed after use, reused first (a stack). */
+  private freed: Uint32Array = new Uint32Array(1024);
+  private freedCount = 0;
+  private used = 0;
+
+  constructor(options: MachineOptions) {
+    const { maxPage } = options;
+    if (!Number.isSafeInteger(maxPage) || maxPage < 1 || maxPage > 2 ** 40) {
+      throw new RangeError(`max_page ${maxPage} is not a frame count in [1, 2^40]`);
+    }
+    this.maxPage = maxPage;
+    this.owner = new FrameArray(maxPage, () => new Uint16Array(CHUNK), OWNER_FREE);
+    this.m2p = new FrameArray(maxPage, () => new Uint32Array(CHUNK), INVALID_M2P);
+    this.info = new FrameArray(maxPage, () => new Uint8Array(CHUNK), 0);
+    this.stamps = new FrameArray(maxPage, () => new Uint32Array(CHUNK), STAMP_ZERO);
+  }
+
+  /** Frames owned by somebody. */
+  get usedFrames(): number {
+    return this.used;
+  }
+
+  get freeFrames(): number {
+    return this.maxPage - this.used;
+  }
+
+  isValidMfn(mfn: number): boolean {
+    return Number.isInteger(mfn) && mfn >= 0 && mfn < this.maxPage;
+  }
+
+  /** Owner domid of a frame, or undefined when free. */
+  ownerOf(mfn: number): number | undefined {
+    const code = this.owner.get(mfn);
+    return code === OWNER_FREE ? undefined : code - 1;
+  }
+
+  /**
+   * Takes one free frame below `limit` (a frame count; Xen clamps allocations for 32-bit guests),
+   * zeroed, owned by `domid`. Returns undefined when no such frame is free.
+   */
+  allocFrame(domid: number, limit = this.maxPage): number | undefined {
+    for (let i = this.freedCount - 1; i >= 0; i--) {
+      const mfn = this.freed[i]!;
+      if (mfn < limit) {
+        this.freed[i] = this.freed[this.freedCount - 1]!;
+        this.freedCount--;
+        this.claim(mfn, domid);
+        return mfn;
+      }
+      if (limit >= this.maxPage) break;
+    }
+    if (this.highWater < Math.min(limit, this.maxPage)) {
+      const mfn = this.highWater++;
+      this.claim(mfn, domid);
+      return mfn;
+    }
+    return undefined;
+  }
+
+  /**
+   * Takes 2^order machine-contiguous, naturally aligned free frames below `limit`; returns the
+   * first mfn or undefined. Order 0 is `allocFrame`.
+   */
+  allocExtent(domid: number, order: number, limit = this.maxPage): number | undefined {
+    if (order === 0) return this.allocFrame(domid, limit);
+    const count = 2 ** order;
+    const top = Math.min(limit, this.maxPage);
+    const aligned = Math.ceil(this.highWater / count) * count;
+    if (aligned + count <= top) {
+      for (let mfn = this.highWater; mfn < aligned; mfn++) this.pushFreed(mfn);
+      this.highWater = aligned + count;
+      for (let i = 0; i < count; i++) this.claim(aligned + i, domid);
+      return aligned;
+    }
+    // Slow path: an aligned run among frames freed earlier.
+    for (let base = 0; base + count <= Math.min(top, this.highWater); base += count) {
+      let free = true;
+      for (let i = 0; i < count && free; i++) free = this.owner.get(base + i) === OWNER_FREE;
+      if (!free) continue;
+      for (let i = 0; i < count; i++) this.removeFreed(base + i);
+      for (let i = 0; i < count; i++) this.claim(base + i, domid);
+      return base;
+    }
+    return undefined;
+  }
+
+  private claim(mfn: number, domid: number): void {
+    this.owner.set(mfn, domid + 1);
+    this.m2p.set(mfn, INVALID_M2P);
+    if (this.info.get(mfn) & FLAG_BYTES) this.pages.delete(mfn);
+    this.info.set(mfn, 0);
+    this.stamps.set(mfn, STAMP_ZERO);
+    this.used++;
+  }
+
+  private pushFreed(mfn: number): void {
+    if (this.freedCount === this.freed.length) {
+      const grown = new Uint32Array(this.freed.length * 2);
+      grown.set(this.freed);
+      this.freed = grown;
+    }
+    this.freed[this.freedCount++] = mfn;
+  }
+
+  private removeFreed(mfn: number): void {
+    const i = this.freed.subarray(0, this.freedCount).indexOf(mfn);
+    if (i >= 0) {
+      this.freed[i] = this.freed[this.freedCount - 1]!;
+      this.freedCount--;
+    }
+  }
+
+  /** Returns a frame to the free pool: no owner, invalid m2p, no type, contents dropped. */
+  freeFrame(mfn: number): void {
+    if (this.owner.get(mfn) === OWNER_FREE) throw new Error(`machine: double free of mfn 0x${mfn.toString(16)}`);
+    this.owner.set(mfn, OWNER_FREE);
+    this.m2p.set(mfn, INVALID_M2P);
+    if (this.info.get(mfn) & FLAG_BYTES) this.pages.delete(mfn);
+    this.info.set(mfn, 0);
+    this.stamps.set(mfn, STAMP_ZERO);
+    this.used--;
+    this.pushFreed(mfn);
+  }
+
+  /** Moves a frame to another owner (grant transfer), keeping its contents. */
+  reassign(mfn: number, domid: number): void {
+    if (this.owner.get(mfn) === OWNER_FREE) throw new Error(`machine: reassign of free mfn 0x${mfn.toString(16)}`);
+    this.owner.set(mfn, domid + 1);
+  }
+
+  m2pOf(mfn: number): number {
+    return this.m2p.get(mfn);
+  }
+
+  setM2p(mfn: number, pfn: number): void {
+    this.m2p.set(mfn, pfn);
+  }
+
+  pageType(mfn: number): PageType {
+    return (this.info.get(mfn) & TYPE_MASK) as PageType;
+  }
+
+  setPageType(mfn: number, type: PageType): void {
+    this.info.set(mfn, (this.info.get(mfn) & ~TYPE_MASK) | type);
+  }
+
+  isPinned(mfn: number): boolean {
+    return (this.info.get(mfn) & FLAG_PINNED) !== 0;
+  }
+
+  setPinned(mfn: number, pinned: boolean): void {
+    const v = this.info.get(mfn);
+    this.info.set(mfn, pinned ? v | FLAG_PINNED : v & ~FLAG_PINNED);
+  }
+
+  isXenHeap(mfn: number): boolean {
+    return (this.info.get(mfn) & FLAG_XENHEAP) !== 0;
+  }
+
+  setXenHeap(mfn: number): void {
+    this.info.set(mfn, this.info.get(mfn) | FLAG_XENHEAP);
+  }
+
+  /** Whether the frame holds real bytes (rather than a stamp). */
+  isMaterialised(mfn: number): boolean {
+    return this.pages.has(mfn);
+  }
+
+  /**
+   * The frame's bytes, materialising them from its stamp if needed. Callers outside xen.ts must
+   * treat the result as read-only: stores go through Xen's choke point.
+   */
+  bytes(mfn: number): Uint8Array {
+    let page = this.pages.get(mfn);
+    if (page === undefined) {
+      page = new Uint8Array(PAGE_SIZE);
+      fillFromStamp(page, this.stamps.get(mfn));
+      this.pages.set(mfn, page);
+      this.info.set(mfn, this.info.get(mfn) | FLAG_BYTES);
+    }
+    return page;
+  }
+
+  /** The stamp of an unmaterialised frame, or undefined when the frame holds real bytes. */
+  stampOf(mfn: number): number | undefined {
+    return this.pages.has(mfn) ? undefined : this.stamps.get(mfn);
+  }
+
+  /** Replaces the whole contents by a stamp (an ordinary data write nobody inspects byte-wise). */
+  setStamp(mfn: number, stamp: number): void {
+    if (this.info.get(mfn) & FLAG_BYTES) {
+      this.pages.delete(mfn);
+      this.info.set(mfn, this.info.get(mfn) & ~FLAG_BYTES);
+    }
+    this.stamps.set(mfn, stamp >>> 0);
+  }
+
+  /** Frames in the reuse stack of the free pool (frames never allocated are not listed). */
+  *freePool(): Generator<number> {
+    for (let i = 0; i < this.freedCount; i++) yield this.freed[i]!;
+  }
+
+  /** Host memory used by metadata and materialised pages, in bytes (for scale notes). */
+  get hostBytes(): number {
+    return (
+      this.owner.bytes + this.m2p.bytes + this.info.bytes + this.stamps.bytes + this.pages.size * PAGE_SIZE + this.freed.byteLength
+    );
+  }
+}

@@ -1,0 +1,210 @@
+/**
+ * The privileged interface a toolstack uses, modelled on what libxc calls and nothing more
+ * (design decision 6): domain info (`xc_domain_getinfo`), `XENMEM_maximum_ram_page`, the m2p
+ * (`xc_map_m2p`), read-only foreign mapping (`xc_map_foreign_bulk`), page types
+ * (`XEN_DOMCTL_getpageframeinfo3`), log-dirty (`XEN_DOMCTL_SHADOW_OP_*`), pause/unpause, and for
+ * restore: domain creation, writable foreign mapping and vCPU context. A toolstack never reaches
+ * into guest-emu objects; it sees guest memory only through this.
+ */
+
+import {
+  EINVAL,
+  ENOENT,
+  ESRCH,
+  EPERM,
+  PAGE_SIZE,
+  XEN_DOMCTL_PFINFO_LPINTAB,
+  XEN_DOMCTL_PFINFO_LTAB_SHIFT,
+  XEN_DOMCTL_PFINFO_NOTAB,
+  XEN_DOMCTL_PFINFO_XTAB,
+  type GuestAbi,
+} from '../abi/index.js';
+import type { Domain } from './domain.js';
+import { INVALID_M2P, PageType } from './machine.js';
+import type { Xen } from './xen.js';
+
+/** A typed failure of a privileged call: an errno as libxc would report it. */
+export class PrivilegedError extends Error {
+  override name = 'PrivilegedError';
+  constructor(
+    readonly errno: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface DomainInfo {
+  readonly domid: number;
+  readonly abi: GuestAbi;
+  readonly totPages: number;
+  readonly maxPages: number;
+  /** MFN of the shared_info frame. */
+  readonly sharedInfoMfn: number;
+  readonly paused: boolean;
+  readonly dying: boolean;
+}
+
+/** The contents of a frame as the in-process channel carries it: real bytes or a content stamp. */
+export type FrameContent = { readonly bytes: Uint8Array } | { readonly stamp: number };
+
+export class PrivilegedInterface {
+  constructor(
+    private readonly xen: Xen,
+    /** The toolstack's domain (dom0-like); it must be privileged. */
+    readonly callerDomid = 0,
+  ) {}
+
+  private target(domid: number): Domain {
+    const caller = this.xen.domain(this.callerDomid);
+    if (caller !== undefined && !caller.privileged) throw new PrivilegedError(EPERM, `domain ${this.callerDomid} is not privileged`);
+    const dom = this.xen.domain(domid);
+    if (!dom) throw new PrivilegedError(ESRCH, `no domain ${domid}`);
+    return dom;
+  }
+
+  /** `xc_domain_getinfo` for one domain. */
+  domainInfo(domid: number): DomainInfo {
+    const d = this.target(domid);
+    return {
+      domid: d.domid,
+      abi: d.abi,
+      totPages: d.totPages,
+      maxPages: d.maxPages,
+      sharedInfoMfn: d.sharedInfoMfn,
+      paused: d.paused,
+      dying: d.dying,
+    };
+  }
+
+  /** `XENMEM_maximum_ram_page`: the highest machine frame + 1. */
+  maximumRamPage(): number {
+    return this.xen.machine.maxPage;
+  }
+
+  /** The m2p entry of `mfn` (`INVALID_M2P` when none or out of range), as the mapped m2p reads. */
+  m2p(mfn: number): number {
+    return this.xen.machine.isValidMfn(mfn) ? this.xen.machine.m2pOf(mfn) : INVALID_M2P;
+  }
+
+  /**
+   * `xc_map_foreign_bulk`, read-only: a live view of each frame of `domid` (undefined where the
+   * frame is not the domain's, with `errors[i]` = -EINVAL / -ENOENT as privcmd reports). Reads see
+   * the frame's current contents; callers must not write through the views.
+   */
+  mapForeign(domid: number, mfns: readonly number[]): { pages: (Uint8Array | undefined)[]; errors: number[] } {
+    this.target(domid);
+    const m = this.xen.machine;
+    const pages: (Uint8Array | undefined)[] = [];
+    const errors: number[] = [];
+    for (const mfn of mfns) {
+      if (!m.isValidMfn(mfn)) {
+        pages.push(undefined);
+        errors.push(-EINVAL);
+      } else if (m.ownerOf(mfn) !== domid) {
+        pages.push(undefined);
+        errors.push(-ENOENT);
+      } else {
+        pages.push(m.bytes(mfn));
+        errors.push(0);
+      }
+    }
+    return { pages, errors };
+  }
+
+  /** One frame's contents as the migration channel carries it, without materialising stamps. */
+  frameContent(domid: number, mfn: number): FrameContent {
+    this.target(domid);
+    const m = this.xen.machine;
+    if (!m.isValidMfn(mfn) || m.ownerOf(mfn) !== domid) throw new PrivilegedError(ENOENT, `mfn 0x${mfn.toString(16)} is not domain ${domid}'s`);
+    const stamp = m.stampOf(mfn);
+    return stamp === undefined ? { bytes: m.bytes(mfn).slice() } : { stamp };
+  }
+
+  /** The domain's shared_info frame, live (read-only for the toolstack). */
+  sharedInfo(domid: number): Uint8Array {
+    const d = this.target(domid);
+    return this.xen.machine.bytes(d.sharedInfoMfn);
+  }
+
+  /**
+   * `XEN_DOMCTL_getpageframeinfo3`: the type of each mfn for `domid`: XTAB for invalid or foreign
+   * frames, L1–L4 TAB with LPINTAB when pinned, NOTAB otherwise.
+   */
+  pageTypes(domid: number, mfns: readonly number[]): number[] {
+    this.target(domid);
+    const m = this.xen.machine;
+    return mfns.map((mfn) => {
+      if (!m.isValidMfn(mfn) || m.ownerOf(mfn) !== domid || m.isXenHeap(mfn)) return XEN_DOMCTL_PFINFO_XTAB;
+      const type = m.pageType(mfn);
+      if (type === PageType.None) return XEN_DOMCTL_PFINFO_NOTAB;
+      return type * 2 ** XEN_DOMCTL_PFINFO_LTAB_SHIFT + (m.isPinned(mfn) ? XEN_DOMCTL_PFINFO_LPINTAB : 0);
+    });
+  }
+
+  /** `XEN_DOMCTL_SHADOW_OP_ENABLE` with log-dirty. */
+  enableLogDirty(domid: number): void {
+    this.target(domid).logdirty.enable();
+  }
+
+  /** `XEN_DOMCTL_SHADOW_OP_OFF`. */
+  disableLogDirty(domid: number): void {
+    this.target(domid).logdirty.disable();
+  }
+
+  /** `XEN_DOMCTL_SHADOW_OP_PEEK` over pfns [0, pfns). */
+  peekDirty(domid: number, pfns: number): Uint32Array {
+    return this.target(domid).logdirty.peek(pfns);
+  }
+
+  /** `XEN_DOMCTL_SHADOW_OP_CLEAN` over pfns [0, pfns): the bitmap, then cleared. */
+  cleanDirty(domid: number, pfns: number): Uint32Array {
+    return this.target(domid).logdirty.clean(pfns);
+  }
+
+  pause(domid: number): void {
+    this.target(domid).paused = true;
+  }
+
+  unpause(domid: number): void {
+    this.target(domid).paused = false;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Restore side
+  // ------------------------------------------------------------------------------------------
+
+  /** `xc_domain_create` for a PV guest of `abi`, with its reservation limit. */
+  createDomain(abi: GuestAbi, maxPages: number): DomainInfo {
+    const dom = this.xen.createDomain({ abi, maxPages });
+    return this.domainInfo(dom.domid);
+  }
+
+  destroyDomain(domid: number): void {
+    this.target(domid);
+    this.xen.destroyDomain(domid);
+  }
+
+  /**
+   * Writes a whole frame of `domid` through a writable foreign mapping (restore): real bytes, or a
+   * content stamp. Goes through Xen's store choke point like any store.
+   */
+  writeFrame(domid: number, mfn: number, content: FrameContent): void {
+    this.target(domid);
+    const m = this.xen.machine;
+    if (!m.isValidMfn(mfn) || m.ownerOf(mfn) !== domid) throw new PrivilegedError(ENOENT, `mfn 0x${mfn.toString(16)} is not domain ${domid}'s`);
+    const writer = { domid: this.callerDomid, by: 'toolstack' as const };
+    if ('stamp' in content) this.xen.storeStamp(writer, mfn, content.stamp);
+    else {
+      if (content.bytes.length !== PAGE_SIZE) throw new PrivilegedError(EINVAL, `a frame is ${PAGE_SIZE} bytes, got ${content.bytes.length}`);
+      this.xen.storeBytes(writer, mfn, 0, content.bytes);
+    }
+  }
+
+  /** Sets vCPU 0's page-table base (`XEN_DOMCTL_setvcpucontext`'s cr3), as restore does. */
+  setBaseptr(domid: number, mfn: number): void {
+    const d = this.target(domid);
+    if (this.xen.machine.ownerOf(mfn) !== domid) throw new PrivilegedError(EINVAL, `base pointer mfn 0x${mfn.toString(16)} is not domain ${domid}'s`);
+    d.baseptrMfn = mfn;
+  }
+}

@@ -1,0 +1,352 @@
+/**
+ * The emulated hypervisor. A `Xen` owns its machine, its domains and its event bus; two instances
+ * never share state. Guests reach it only through `hypercall` and through stores into their own
+ * memory (`guestStore*`), which, like every store Xen makes on a guest's behalf, pass the one choke
+ * point `storeBytes`/`storeWord`/`storeStamp`: it marks logdirty through the m2p *as it is at that
+ * instant* and emits a store event (design decision 3).
+ */
+
+import { EFAULT, ENOSYS, ESRCH, PAGE_SIZE, PAGE_SHIFT, type GuestAbi, DOMID_SELF } from '../abi/index.js';
+import { Domain, DEFAULT_MAX_ORDERS, type MaxOrders } from './domain.js';
+import { EventBus, type StoreBy } from './events.js';
+import { INVALID_M2P, Machine } from './machine.js';
+import { HYPERCALL_TABLE } from './hypercalls/index.js';
+import { releaseGrantMappings } from './hypercalls/grant/map.js';
+
+export interface XenOptions {
+  /** `max_page`: frames in the machine. */
+  readonly maxPage: number;
+  /** Extent order limits (Xen's `memop-max-order`). */
+  readonly maxOrders?: Partial<MaxOrders>;
+  /**
+   * Frames an x86_32 (compat) domain's allocations are clamped below, as Xen clamps them with
+   * `physaddr_bitsize` so that every mfn fits the compat m2p. Default as Xen
+   * (xen/arch/x86/pv/domain.c): 2^25 frames when the machine has more frames than the compat m2p
+   * has entries (0x2980000), else no clamp.
+   */
+  readonly compatMaxMfn?: number;
+}
+
+/** Who stores: the domain whose action it is and in what role. */
+export interface Writer {
+  readonly domid: number;
+  readonly by: StoreBy;
+}
+
+/** Result of translating a guest virtual address. */
+export interface Translation {
+  readonly mfn: number;
+  readonly offset: number;
+}
+
+/** Entries of the compat m2p: (MACH2PHYS_COMPAT_VIRT_END - __HYPERVISOR_COMPAT_VIRT_START) >> 2. */
+const COMPAT_M2P_ENTRIES = (0xffe00000 - 0xf5800000) / 4;
+
+const PRESENT = 1n;
+const RW = 2n;
+const FRAME_MASK = 0x000ffffffffff000n;
+
+export class Xen {
+  readonly machine: Machine;
+  readonly events = new EventBus();
+  readonly maxOrders: MaxOrders;
+  readonly compatMaxMfn: number;
+  private readonly domains = new Map<number, Domain>();
+  private nextDomid = 0;
+
+  constructor(options: XenOptions) {
+    this.machine = new Machine({ maxPage: options.maxPage });
+    this.maxOrders = { ...DEFAULT_MAX_ORDERS, ...options.maxOrders };
+    this.compatMaxMfn = options.compatMaxMfn ?? (options.maxPage > COMPAT_M2P_ENTRIES ? 2 ** 25 : options.maxPage);
+  }
+
+  // ----------------------------------------------------------------------------------------------
+  // Domains
+  // ----------------------------------------------------------------------------------------------
+
+  /**
+   * Creates an empty domain with its shared_info frame (zeroed; the domain builder masks the
+   * upcalls). A compat domain's shared_info lies below 4 GiB, so that its machine address fits
+   * `start_info.shared_info` (Xen reallocates it with MEMF_bits(32)).
+   */
+  createDomain(config: { abi: GuestAbi; maxPages: number; privileged?: boolean; domid?: number; maxGrantFrames?: number }): Domain {
+    const domid = config.domid ?? this.allocDomid();
+    if (this.domains.has(domid)) throw new Error(`xen: domain ${domid} exists`);
+    if (domid < 0 || domid >= DOMID_SELF) throw new Error(`xen: domid ${domid} is reserved`);
+    const dom = new Domain({ ...config, domid });
+    const mfn = this.allocXenHeapFrame(dom, dom.isCompat ? Math.min(this.allocLimit(dom), 2 ** 20) : this.allocLimit(dom));
+    if (mfn === undefined) throw new Error('xen: no memory for shared_info');
+    dom.sharedInfoMfn = mfn;
+    this.domains.set(domid, dom);
+    return dom;
+  }
+
+  private allocDomid(): number {
+    while (this.domains.has(this.nextDomid)) this.nextDomid++;
+    return this.nextDomid++;
+  }
+
+  /** A frame Xen owns and shares with `dom` (shared_info, grant frames): not in tot_pages. */
+  allocXenHeapFrame(dom: Domain, limit = this.allocLimit(dom)): number | undefined {
+    const mfn = this.machine.allocFrame(dom.domid, limit);
+    if (mfn !== undefined) this.machine.setXenHeap(mfn);
+    return mfn;
+  }
+
+  /** Destroys a domain and frees every frame it owns. */
+  destroyDomain(domid: number): void {
+    const dom = this.domains.get(domid);
+    if (!dom) throw new Error(`xen: no domain ${domid}`);
+    // Mappings it holds of other domains' grants go first, so their GTF_reading/writing clear.
+    releaseGrantMappings(this, dom);
+    dom.dying = true;
+    for (const mfn of this.framesOf(domid)) this.machine.freeFrame(mfn);
+    dom.totPages = 0;
+    this.domains.delete(domid);
+  }
+
+  /** Every mfn owned by `domid`, ascending (a full machine scan: for teardown and checks). */
+  *framesOf(domid: number): Generator<number> {
+    const snapshot: number[] = [];
+    for (let mfn = 0; mfn < this.machine.maxPage; mfn++) {
+      if (this.machine.ownerOf(mfn) === domid) snapshot.push(mfn);
+    }
+    yield* snapshot;
+  }
+
+  domain(domid: number): Domain | undefined {
+    return this.domains.get(domid);
+  }
+
+  get domainList(): readonly Domain[] {
+    return [...this.domains.values()];
+  }
+
+  /** Resolves a domid argument as Xen does: `DOMID_SELF` is the caller. */
+  resolveDomid(caller: Domain, domid: number): Domain | undefined {
+    return domid === DOMID_SELF ? caller : this.domains.get(domid);
+  }
+
+  /** Frames below which allocations for `dom` must lie. */
+  allocLimit(dom: Domain): number {
+    return dom.isCompat ? Math.min(this.compatMaxMfn, this.machine.maxPage) : this.machine.maxPage;
+  }
+
+  /** Largest extent order `dom` may use in memory ops. */
+  maxOrderOf(dom: Domain): number {
+    return dom.privileged ? this.maxOrders.ctl : this.maxOrders.domU;
+  }
+
+  // ----------------------------------------------------------------------------------------------
+  // The choke point: every store into a domain's memory
+  // ----------------------------------------------------------------------------------------------
+
+  private markAndEmit(writer: Writer, mfn: number, offset: number, length: number, value?: bigint, stamp?: number): void {
+    const owner = this.machine.ownerOf(mfn);
+    const pfn = this.machine.m2pOf(mfn);
+    if (owner !== undefined && pfn !== INVALID_M2P) this.domains.get(owner)?.logdirty.mark(pfn);
+    if (this.events.active) {
+      this.events.emit({
+        type: 'store',
+        domid: owner ?? -1,
+        writer: writer.domid,
+        by: writer.by,
+        mfn,
+        pfn,
+        offset,
+        length,
+        ...(value === undefined ? {} : { value }),
+        ...(stamp === undefined ? {} : { stamp }),
+      });
+    }
+  }
+
+  /** Stores bytes into one frame. */
+  storeBytes(writer: Writer, mfn: number, offset: number, data: Uint8Array): void {
+    if (offset < 0 || offset + data.length > PAGE_SIZE) throw new RangeError(`store of ${data.length} bytes at ${offset} crosses a page`);
+    this.machine.bytes(mfn).set(data, offset);
+    this.markAndEmit(writer, mfn, offset, data.length);
+  }
+
+  /** One store of 4 or 8 bytes (a single guest instruction: atomic at that width). */
+  storeWord(writer: Writer, mfn: number, offset: number, value: bigint, width: 4 | 8): void {
+    if (offset < 0 || offset + width > PAGE_SIZE) throw new RangeError(`store of ${width} bytes at ${offset} crosses a page`);
+    const page = this.machine.bytes(mfn);
+    const view = new DataView(page.buffer, page.byteOffset, PAGE_SIZE);
+    const stored = BigInt.asUintN(width * 8, value);
+    if (width === 8) view.setBigUint64(offset, stored, true);
+    else view.setUint32(offset, Number(stored), true);
+    this.markAndEmit(writer, mfn, offset, width, stored);
+  }
+
+  /** Replaces a frame's whole contents with a content stamp (an ordinary data write). */
+  storeStamp(writer: Writer, mfn: number, stamp: number): void {
+    this.machine.setStamp(mfn, stamp);
+    this.markAndEmit(writer, mfn, 0, PAGE_SIZE, undefined, stamp >>> 0);
+  }
+
+  /** Changes an m2p entry (populate, MMU_MACHPHYS_UPDATE, exchange) and tells observers. */
+  setM2p(mfn: number, pfn: number): void {
+    if (this.events.active) {
+      const oldPfn = this.machine.m2pOf(mfn);
+      this.machine.setM2p(mfn, pfn);
+      this.events.emit({ type: 'm2p', mfn, oldPfn, newPfn: pfn });
+    } else {
+      this.machine.setM2p(mfn, pfn);
+    }
+  }
+
+  // ----------------------------------------------------------------------------------------------
+  // Guest virtual memory
+  // ----------------------------------------------------------------------------------------------
+
+  /** Reads a 64-bit page-table entry. */
+  private readPte(mfn: number, index: number): bigint {
+    const page = this.machine.bytes(mfn);
+    return new DataView(page.buffer, page.byteOffset, PAGE_SIZE).getBigUint64(index * 8, true);
+  }
+
+  /**
+   * Translates a guest VA through the domain's own page tables (rooted at its base pointer):
+   * 4-level on x86_64, PAE 3-level on x86_32, MFNs in the entries. Undefined when not mapped, or
+   * when `write` and some level lacks RW.
+   */
+  translate(dom: Domain, va: bigint, write = false): Translation | undefined {
+    if (dom.baseptrMfn < 0) return undefined;
+    const compat = dom.isCompat;
+    if (compat ? va > 0xffffffffn || va < 0n : va < 0n || va > 0xffffffffffffffffn) return undefined;
+    if (!compat) {
+      const top = va >> 47n;
+      if (top !== 0n && top !== 0x1ffffn) return undefined;
+    }
+    let mfn = dom.baseptrMfn;
+    const shifts = compat ? [30n, 21n, 12n] : [39n, 30n, 21n, 12n];
+    for (let i = 0; i < shifts.length; i++) {
+      const shift = shifts[i]!;
+      const index = Number((va >> shift) & (compat && i === 0 ? 3n : 511n));
+      const pte = this.readPte(mfn, index);
+      if ((pte & PRESENT) === 0n) return undefined;
+      if (write && (pte & RW) === 0n && !(compat && i === 0)) return undefined; // PAE L3 has no RW bit
+      const next = Number((pte & FRAME_MASK) >> BigInt(PAGE_SHIFT));
+      if (!this.machine.isValidMfn(next) || this.machine.ownerOf(next) === undefined) return undefined;
+      mfn = next;
+    }
+    return { mfn, offset: Number(va & 0xfffn) };
+  }
+
+  /** Splits [va, va+length) at page boundaries and translates each piece; undefined on a fault. */
+  private pieces(dom: Domain, va: bigint, length: number, write: boolean): { t: Translation; len: number }[] | undefined {
+    const out: { t: Translation; len: number }[] = [];
+    let at = va;
+    let left = length;
+    while (left > 0) {
+      const t = this.translate(dom, at, write);
+      if (!t) return undefined;
+      const len = Math.min(left, PAGE_SIZE - t.offset);
+      out.push({ t, len });
+      at += BigInt(len);
+      left -= len;
+    }
+    return out;
+  }
+
+  /** `copy_from_guest`: the bytes at [va, va+length), or undefined (-EFAULT) if any is unmapped. */
+  copyFromGuest(dom: Domain, va: bigint, length: number): Uint8Array | undefined {
+    const parts = this.pieces(dom, va, length, false);
+    if (!parts) return undefined;
+    const out = new Uint8Array(length);
+    let at = 0;
+    for (const { t, len } of parts) {
+      out.set(this.machine.bytes(t.mfn).subarray(t.offset, t.offset + len), at);
+      at += len;
+    }
+    return out;
+  }
+
+  /**
+   * `copy_to_guest`: Xen writes `data` at `va` on `dom`'s behalf. Like Xen's copy, it stops at the
+   * first page that faults; bytes before it stay written. Returns false on a fault (-EFAULT).
+   */
+  copyToGuest(dom: Domain, va: bigint, data: Uint8Array, by: StoreBy = 'xen'): boolean {
+    let at = 0;
+    let addr = va;
+    while (at < data.length) {
+      const t = this.translate(dom, addr, true);
+      if (!t) return false;
+      const len = Math.min(data.length - at, PAGE_SIZE - t.offset);
+      this.storeBytes({ domid: dom.domid, by }, t.mfn, t.offset, data.subarray(at, at + len));
+      at += len;
+      addr += BigInt(len);
+    }
+    return true;
+  }
+
+  /** A guest's own store of bytes at a VA: 0, or -EFAULT when any byte is not writable. */
+  guestStore(dom: Domain, va: bigint, data: Uint8Array): number {
+    // A guest store that faults writes nothing: check every page first.
+    if (!this.pieces(dom, va, data.length, true)) return -EFAULT;
+    this.copyToGuest(dom, va, data, 'guest');
+    return 0;
+  }
+
+  /** A guest's single store of one word (4 or 8 bytes, naturally aligned): 0 or -EFAULT. */
+  guestStoreWord(dom: Domain, va: bigint, value: bigint, width: 4 | 8): number {
+    if (va % BigInt(width) !== 0n) throw new RangeError(`unaligned ${width}-byte store at 0x${va.toString(16)}`);
+    const t = this.translate(dom, va, true);
+    if (!t) return -EFAULT;
+    this.storeWord({ domid: dom.domid, by: 'guest' }, t.mfn, t.offset, value, width);
+    return 0;
+  }
+
+  /** A guest's ordinary data write replacing a whole page (a content stamp): 0 or -EFAULT. */
+  guestStorePage(dom: Domain, va: bigint, stamp: number): number {
+    if ((va & 0xfffn) !== 0n) throw new RangeError(`page store at unaligned 0x${va.toString(16)}`);
+    const t = this.translate(dom, va, true);
+    if (!t) return -EFAULT;
+    this.storeStamp({ domid: dom.domid, by: 'guest' }, t.mfn, stamp);
+    return 0;
+  }
+
+  /** A guest's load: the bytes, or undefined on a fault. */
+  guestLoad(dom: Domain, va: bigint, length: number): Uint8Array | undefined {
+    return this.copyFromGuest(dom, va, length);
+  }
+
+  /** A guest's load of one naturally aligned word. */
+  guestLoadWord(dom: Domain, va: bigint, width: 4 | 8): bigint | undefined {
+    const t = this.translate(dom, va, false);
+    if (!t || t.offset + width > PAGE_SIZE) return undefined;
+    const page = this.machine.bytes(t.mfn);
+    const view = new DataView(page.buffer, page.byteOffset, PAGE_SIZE);
+    return width === 8 ? view.getBigUint64(t.offset, true) : BigInt(view.getUint32(t.offset, true));
+  }
+
+  // ----------------------------------------------------------------------------------------------
+  // Hypercalls
+  // ----------------------------------------------------------------------------------------------
+
+  /**
+   * Issues hypercall `nr` for `domid` with register arguments. Arguments and the result are guest
+   * register values: a compat guest's are truncated to 32 bits, and its result is sign-extended
+   * from 32 bits. Never throws for guest input: hostile arguments get Xen's answer.
+   */
+  hypercall(domid: number, nr: number, ...args: bigint[]): bigint {
+    const dom = this.domains.get(domid);
+    if (!dom || dom.dying) return BigInt(-ESRCH);
+    const regs = args.map((a) => (dom.isCompat ? BigInt.asUintN(32, a) : BigInt.asUintN(64, a)));
+    while (regs.length < 5) regs.push(0n);
+    const handler = HYPERCALL_TABLE[nr];
+    let result = handler ? handler({ xen: this, dom }, regs) : BigInt(-ENOSYS);
+    if (dom.isCompat) result = BigInt.asIntN(32, result);
+    if (this.events.active) this.events.emit({ type: 'hypercall', domid, nr, args: regs, result });
+    return result;
+  }
+}
+
+/** What a hypercall handler is given: the hypervisor and the calling domain. */
+export interface HypercallContext {
+  readonly xen: Xen;
+  readonly dom: Domain;
+}
+
+export type HypercallHandler = (ctx: HypercallContext, args: readonly bigint[]) => bigint;
