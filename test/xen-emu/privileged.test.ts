@@ -1,0 +1,143 @@
+/**
+ * The toolstack's privileged interface: what libxc would see of a domain, and nothing more.
+ */
+
+import { expect } from 'chai';
+import {
+  PAGE_SIZE,
+  X86_32,
+  X86_64,
+  XEN_DOMCTL_PFINFO_L1TAB,
+  XEN_DOMCTL_PFINFO_LPINTAB,
+  XEN_DOMCTL_PFINFO_LTAB_SHIFT,
+  XEN_DOMCTL_PFINFO_NOTAB,
+  XEN_DOMCTL_PFINFO_XTAB,
+  EINVAL,
+  ENOENT,
+  EPERM,
+  ESRCH,
+  shared_info,
+} from '../../abi/index.js';
+import { buildDomain } from '../../xen-emu/builder.js';
+import { INVALID_M2P } from '../../xen-emu/machine.js';
+import { PrivilegedError, PrivilegedInterface } from '../../xen-emu/privileged.js';
+import { Xen } from '../../xen-emu/xen.js';
+
+for (const abi of [X86_32, X86_64]) {
+  describe(`xen-emu privileged interface (${abi.name} guest)`, function () {
+    function setup() {
+      const xen = new Xen({ maxPage: 8192 });
+      const dom0 = buildDomain(xen, { abi: X86_64, memoryPages: 1100, privileged: true });
+      const guest = buildDomain(xen, { abi, memoryPages: 1200 });
+      return { xen, dom0, guest, tools: new PrivilegedInterface(xen, dom0.dom.domid) };
+    }
+
+    it('reports domain info as xc_domain_getinfo would', function () {
+      const { guest, tools } = setup();
+      const info = tools.domainInfo(guest.dom.domid);
+      expect(info).to.deep.include({ domid: guest.dom.domid, totPages: 1200, maxPages: 1200, paused: false, dying: false });
+      expect(info.abi).to.equal(abi);
+      expect(info.sharedInfoMfn).to.equal(guest.dom.sharedInfoMfn);
+    });
+
+    it('refuses unknown domains and unprivileged callers with their errno', function () {
+      const { xen, guest, tools } = setup();
+      expect(() => tools.domainInfo(999)).to.throw(PrivilegedError).with.property('errno', ESRCH);
+      const fromGuest = new PrivilegedInterface(xen, guest.dom.domid);
+      expect(() => fromGuest.domainInfo(guest.dom.domid)).to.throw(PrivilegedError).with.property('errno', EPERM);
+    });
+
+    it('gives maximum_ram_page and the m2p', function () {
+      const { xen, guest, tools } = setup();
+      expect(tools.maximumRamPage()).to.equal(xen.machine.maxPage);
+      const mfn = guest.p2mEntry(7);
+      expect(tools.m2p(Number(mfn))).to.equal(7);
+      expect(tools.m2p(xen.machine.maxPage + 5)).to.equal(INVALID_M2P);
+    });
+
+    it('maps foreign frames live and reports per-frame errors', function () {
+      const { xen, guest, dom0, tools } = setup();
+      const mfn = Number(guest.p2mEntry(3));
+      const { pages, errors } = tools.mapForeign(guest.dom.domid, [mfn, xen.machine.maxPage, Number(dom0.p2mEntry(0))]);
+      expect(errors).to.deep.equal([0, -EINVAL, -ENOENT]);
+      expect(pages[1]).to.equal(undefined);
+      // Live: a later guest store shows through the mapping.
+      expect(xen.guestStoreWord(guest.dom, guest.vaOfPfn(3), 0x1234n, 4)).to.equal(0);
+      expect(Buffer.from(pages[0]!).readUInt32LE(0)).to.equal(0x1234);
+    });
+
+    it('carries stamps without materialising them, and bytes for inspected frames', function () {
+      const { xen, guest, tools } = setup();
+      const mfn = Number(guest.p2mEntry(guest.memoryPages - 1));
+      xen.storeStamp({ domid: guest.dom.domid, by: 'guest' }, mfn, 77);
+      expect(tools.frameContent(guest.dom.domid, mfn)).to.deep.equal({ stamp: 77 });
+      expect(xen.machine.isMaterialised(mfn)).to.equal(false);
+      const p2mFrame = guest.p2mMfns[0]!;
+      const content = tools.frameContent(guest.dom.domid, p2mFrame);
+      expect('bytes' in content && content.bytes.length).to.equal(PAGE_SIZE);
+    });
+
+    it('reads shared_info as the guest left it', function () {
+      const { xen, guest, tools } = setup();
+      const view = shared_info.view(abi, Buffer.from(xen.machine.bytes(guest.dom.sharedInfoMfn).buffer, xen.machine.bytes(guest.dom.sharedInfoMfn).byteOffset, PAGE_SIZE));
+      view.arch.max_pfn = 1200n;
+      const seen = shared_info.view(abi, Buffer.from(tools.sharedInfo(guest.dom.domid)));
+      expect(seen.arch.max_pfn).to.equal(1200n);
+      expect(seen.vcpu_info[31]!.evtchn_upcall_mask).to.equal(1);
+    });
+
+    it('classifies page types: XTAB for foreign or invalid frames, pinned tables with LPINTAB', function () {
+      const { xen, guest, dom0, tools } = setup();
+      const top = guest.topPtMfn;
+      const l1 = guest.ptFrames.find((f) => f.level === 1)!.mfn;
+      const data = Number(guest.p2mEntry(guest.memoryPages - 1));
+      const types = tools.pageTypes(guest.dom.domid, [top, l1, data, Number(dom0.p2mEntry(0)), xen.machine.maxPage + 1, guest.dom.sharedInfoMfn]);
+      const topLevel = abi === X86_64 ? 4 : 3;
+      expect(types[0]).to.equal(topLevel * 2 ** XEN_DOMCTL_PFINFO_LTAB_SHIFT + XEN_DOMCTL_PFINFO_LPINTAB);
+      expect(types[1]).to.equal(XEN_DOMCTL_PFINFO_L1TAB);
+      expect(types[2]).to.equal(XEN_DOMCTL_PFINFO_NOTAB);
+      expect(types.slice(3)).to.deep.equal([XEN_DOMCTL_PFINFO_XTAB, XEN_DOMCTL_PFINFO_XTAB, XEN_DOMCTL_PFINFO_XTAB]);
+    });
+
+    it('drives logdirty: enable, peek, clean, disable', function () {
+      const { xen, guest, tools } = setup();
+      const id = guest.dom.domid;
+      tools.enableLogDirty(id);
+      expect(xen.guestStoreWord(guest.dom, guest.vaOfPfn(5), 1n, 4)).to.equal(0);
+      expect(tools.peekDirty(id, 1200)[0]! & (1 << 5)).to.not.equal(0);
+      expect(tools.cleanDirty(id, 1200)[0]! & (1 << 5)).to.not.equal(0);
+      expect(tools.peekDirty(id, 1200).every((w) => w === 0)).to.equal(true);
+      tools.disableLogDirty(id);
+      expect(xen.guestStoreWord(guest.dom, guest.vaOfPfn(5), 2n, 4)).to.equal(0);
+      expect(tools.peekDirty(id, 1200).every((w) => w === 0)).to.equal(true);
+    });
+
+    it('pauses and unpauses', function () {
+      const { guest, tools } = setup();
+      tools.pause(guest.dom.domid);
+      expect(tools.domainInfo(guest.dom.domid).paused).to.equal(true);
+      tools.unpause(guest.dom.domid);
+      expect(tools.domainInfo(guest.dom.domid).paused).to.equal(false);
+    });
+
+    it('restore side: creates a domain, writes frames through the choke point, sets the base pointer, destroys', function () {
+      const { xen, guest, tools } = setup();
+      const created = tools.createDomain(abi, 64);
+      expect(created.totPages).to.equal(0);
+      const mfn = Number(guest.p2mEntry(9));
+      const seen: number[] = [];
+      const off = xen.events.subscribe((e) => e.type === 'store' && seen.push(e.mfn));
+      tools.writeFrame(guest.dom.domid, mfn, { stamp: 5 });
+      tools.writeFrame(guest.dom.domid, mfn, { bytes: new Uint8Array(PAGE_SIZE).fill(3) });
+      off();
+      expect(seen).to.deep.equal([mfn, mfn]);
+      expect(xen.machine.bytes(mfn)[100]).to.equal(3);
+      expect(() => tools.writeFrame(guest.dom.domid, mfn, { bytes: new Uint8Array(10) })).to.throw(PrivilegedError, /4096 bytes/);
+      expect(() => tools.writeFrame(created.domid, mfn, { stamp: 1 })).to.throw(PrivilegedError).with.property('errno', ENOENT);
+      expect(() => tools.setBaseptr(created.domid, mfn)).to.throw(PrivilegedError).with.property('errno', EINVAL);
+      tools.setBaseptr(guest.dom.domid, guest.topPtMfn);
+      tools.destroyDomain(created.domid);
+      expect(() => tools.domainInfo(created.domid)).to.throw(PrivilegedError);
+    });
+  });
+}
