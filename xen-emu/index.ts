@@ -7,3 +7,4 @@ export * from './domain.js';
 export * from './xen.js';
 export * from './privileged.js';
 export * from './builder.js';
+export * from './rng.js';

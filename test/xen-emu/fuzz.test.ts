@@ -36,7 +36,7 @@ import {
 import { buildDomain, type BuiltDomain } from '../../xen-emu/builder.js';
 import { checkInvariants } from '../../xen-emu/invariants.js';
 import { Xen } from '../../xen-emu/xen.js';
-import { Rng } from '../support/rng.js';
+import { Rng } from '../../xen-emu/rng.js';
 
 const DEFAULT_SEED = 20261126;
 const seed = Number(process.env['XENABI_FUZZ_SEED'] ?? DEFAULT_SEED);

@@ -1,5 +1,5 @@
 /**
- * A small seeded PRNG (xorshift128+ style on 32-bit halves) for tests: every random choice comes
+ * A small seeded PRNG (xorshift128+ style on 32-bit halves): every random choice in the kit comes
  * from a printed seed, so a failure replays exactly.
  */
 
