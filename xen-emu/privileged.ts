@@ -8,7 +8,10 @@
  */
 
 import {
+  DOMID_SELF,
   EINVAL,
+  ENOMEM,
+  XENMEM_populate_physmap,
   ENOENT,
   ESRCH,
   EPERM,
@@ -20,6 +23,8 @@ import {
   type GuestAbi,
 } from '../abi/index.js';
 import type { Domain } from './domain.js';
+import { XlatPfnList } from './hypercalls/memory_op/pfn-list.js';
+import { reservationOp } from './hypercalls/memory_op/reservation.js';
 import { INVALID_M2P, PageType } from './machine.js';
 import type { Xen } from './xen.js';
 
@@ -199,6 +204,31 @@ export class PrivilegedInterface {
       if (content.bytes.length !== PAGE_SIZE) throw new PrivilegedError(EINVAL, `a frame is ${PAGE_SIZE} bytes, got ${content.bytes.length}`);
       this.xen.storeBytes(writer, mfn, 0, content.bytes);
     }
+  }
+
+  /**
+   * `xc_domain_populate_physmap_exact` for restore: gives `domid` one order-0 frame for each pfn
+   * (the m2p set by Xen) and returns the mfns; throws ENOMEM when not all could be populated.
+   */
+  populatePhysmap(domid: number, pfns: readonly number[]): number[] {
+    const dom = this.target(domid);
+    const list = new XlatPfnList(0n, pfns.length);
+    pfns.forEach((pfn, i) => {
+      list.words[2 * i] = pfn >>> 0;
+      list.words[2 * i + 1] = Math.floor(pfn / 2 ** 32);
+    });
+    const done = reservationOp(
+      // The array lives in the toolstack's memory, which never faults: Xen's own staging area.
+      { xen: this.xen, dom },
+      XENMEM_populate_physmap,
+      0n,
+      { extentStart: 1n, nrExtents: BigInt(pfns.length), extentOrder: 0, memFlags: 0, domid: DOMID_SELF },
+      { list, isNull: false, rangeOk: () => true },
+    );
+    if (done !== BigInt(pfns.length)) {
+      throw new PrivilegedError(ENOMEM, `populated ${done} of ${pfns.length} pfns of domain ${domid}`);
+    }
+    return pfns.map((_, i) => list.words[2 * i]! + list.words[2 * i + 1]! * 2 ** 32);
   }
 
   /** Sets vCPU 0's page-table base (`XEN_DOMCTL_setvcpucontext`'s cr3), as restore does. */

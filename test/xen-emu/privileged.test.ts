@@ -16,6 +16,7 @@ import {
   ENOENT,
   EPERM,
   ESRCH,
+  ENOMEM,
   shared_info,
 } from '../../abi/index.js';
 import { buildDomain } from '../../xen-emu/builder.js';
@@ -136,6 +137,12 @@ for (const abi of [X86_32, X86_64]) {
       expect(() => tools.writeFrame(created.domid, mfn, { stamp: 1 })).to.throw(PrivilegedError).with.property('errno', ENOENT);
       expect(() => tools.setBaseptr(created.domid, mfn)).to.throw(PrivilegedError).with.property('errno', EINVAL);
       tools.setBaseptr(guest.dom.domid, guest.topPtMfn);
+      const mfns = tools.populatePhysmap(created.domid, [0, 1, 40]);
+      expect(mfns.map((m) => tools.m2p(m))).to.deep.equal([0, 1, 40]);
+      expect(tools.domainInfo(created.domid).totPages).to.equal(3);
+      expect(() => tools.populatePhysmap(created.domid, Array.from({ length: 62 }, (_, i) => 100 + i)))
+        .to.throw(PrivilegedError, /populated 61 of 62 pfns/)
+        .with.property('errno', ENOMEM);
       tools.destroyDomain(created.domid);
       expect(() => tools.domainInfo(created.domid)).to.throw(PrivilegedError);
     });
