@@ -131,6 +131,34 @@ function firstErrorLine(stderr: string): string {
   return (lines.find((l) => /error|fatal/i.test(l)) ?? lines[0] ?? 'no diagnostic').trim();
 }
 
+/** The compiler's arguments for a probe of one ABI: data model, interface version, `-D`, `-I`. */
+export function probeCompileArgs(abi: GuestAbi, defines: readonly string[] = [], includeDirs: readonly string[] = []): string[] {
+  return [
+    abi.gccFlag,
+    '-std=gnu11',
+    `-D__XEN_INTERFACE_VERSION__=${XEN_INTERFACE_VERSION}`,
+    ...defines.map((d) => `-D${d}`),
+    ...includeDirs.map((d) => `-I${d}`),
+  ];
+}
+
+/** The one-line ProbeError for a compiler that could not be started (`spawnSync(...).error`). */
+export function compilerMissing(cc: string, error: Error): ProbeError {
+  return new ProbeError(`cannot run C compiler '${cc}' (${error.message}); install Debian packages: ${PROBE_PACKAGES}`, 'no-compiler');
+}
+
+/** The one-line ProbeError for a failed compile: missing Xen headers, missing multilib, or the first error. */
+export function compileFailure(cc: string, abi: GuestAbi, stderr: string): ProbeError {
+  const line = firstErrorLine(stderr);
+  if (/xen\/[\w/-]+\.h: No such file/.test(stderr)) {
+    return new ProbeError(`Xen public headers not found (${line}); install Debian package libxen-dev`, 'no-headers');
+  }
+  if (/cannot find (crt|Scrt|crti|-lgcc)|bits\/.*\.h: No such file|gnu\/stubs-32\.h/.test(stderr)) {
+    return new ProbeError(`${cc} ${abi.gccFlag} cannot build (${line}); install Debian package gcc-multilib`, 'no-multilib');
+  }
+  return new ProbeError(`probe for ${abi.name} does not compile: ${line}`, 'compile');
+}
+
 /** Compiles and runs the probe for one ABI; throws `ProbeError` with a one-line message. */
 export function runProbe(options: ProbeOptions): ProbeResult {
   const cc = options.cc ?? process.env.CC ?? 'gcc';
@@ -139,31 +167,11 @@ export function runProbe(options: ProbeOptions): ProbeResult {
     const source = join(dir, 'probe.c');
     const binary = join(dir, 'probe');
     writeFileSync(source, generateProbe(options.abi, options.structs, options.constants));
-    const args = [
-      options.abi.gccFlag,
-      '-std=gnu11',
-      `-D__XEN_INTERFACE_VERSION__=${XEN_INTERFACE_VERSION}`,
-      ...definesOf(options.constants).map((d) => `-D${d}`),
-      ...(options.defines ?? []).map((d) => `-D${d}`),
-      ...(options.includeDirs ?? []).map((d) => `-I${d}`),
-      source,
-      '-o',
-      binary,
-    ];
+    const defines = [...definesOf(options.constants), ...(options.defines ?? [])];
+    const args = [...probeCompileArgs(options.abi, defines, options.includeDirs), source, '-o', binary];
     const built = spawnSync(cc, args, { encoding: 'utf8' });
-    if (built.error) {
-      throw new ProbeError(`cannot run C compiler '${cc}' (${built.error.message}); install Debian packages: ${PROBE_PACKAGES}`, 'no-compiler');
-    }
-    if (built.status !== 0) {
-      const line = firstErrorLine(built.stderr);
-      if (/xen\/[\w/-]+\.h: No such file/.test(built.stderr)) {
-        throw new ProbeError(`Xen public headers not found (${line}); install Debian package libxen-dev`, 'no-headers');
-      }
-      if (/cannot find (crt|Scrt|crti|-lgcc)|bits\/.*\.h: No such file|gnu\/stubs-32\.h/.test(built.stderr)) {
-        throw new ProbeError(`${cc} ${options.abi.gccFlag} cannot build (${line}); install Debian package gcc-multilib`, 'no-multilib');
-      }
-      throw new ProbeError(`probe for ${options.abi.name} does not compile: ${line}`, 'compile');
-    }
+    if (built.error) throw compilerMissing(cc, built.error);
+    if (built.status !== 0) throw compileFailure(cc, options.abi, built.stderr);
     const ran = spawnSync(binary, [], { encoding: 'utf8' });
     if (ran.error || ran.status !== 0) {
       throw new ProbeError(`probe for ${options.abi.name} failed to run: ${ran.error?.message ?? `exit ${ran.status}`}`, 'run');

@@ -91,10 +91,12 @@ export function addLayoutCommand(program: Command, io: CliIo): Command {
         '  md    README.md (index) and <struct>.md per struct\n' +
         '  html  layouts.html (one self-contained page with byte maps)\n' +
         '  json  <arch>.json per ABI\n' +
+        '  c     xenabi-layout-asserts.h (_Static_asserts of every size and offset, per bitness)\n' +
         '\nExamples:\n' +
         '  xenabi layout --arch x86_64 --struct shared_info\n' +
         '  xenabi layout --format json --arch x86_32 > x86_32.json\n' +
-        '  xenabi layout --format html --out docs/layouts',
+        '  xenabi layout --format html --out docs/layouts\n' +
+        '  xenabi layout --format c > xenabi-layout-asserts.h',
     )
     .action((raw: RawLayoutOptions) => runLayout(parseLayoutOptions(raw), io));
   cmd.exitOverride(commanderExit(cmd));

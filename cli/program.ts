@@ -6,6 +6,8 @@
 import { Command } from 'commander';
 import { EXIT_OK, commandNames, commanderExit, reportError, unknownChoice } from './errors.js';
 import type { CliIo } from './io.js';
+import { addCheckHeadersCommand } from './check-headers.js';
+import { addCheckKernelCommand } from './check-kernel.js';
 import { addLayoutCommand } from './layout.js';
 import { packageVersion } from './package-info.js';
 
@@ -23,6 +25,8 @@ export function buildProgram(io: CliIo, version: string): Command {
     .addHelpText('after', '\nRun `xenabi help COMMAND` or `xenabi COMMAND --help` for the options of a command.');
   program.exitOverride(commanderExit(program));
   addLayoutCommand(program, io);
+  addCheckHeadersCommand(program, io);
+  addCheckKernelCommand(program, io);
   addHelpCommand(program);
   return program;
 }

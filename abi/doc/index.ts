@@ -4,6 +4,7 @@
  */
 
 import { renderAbiJson, renderJson } from './json.js';
+import { C_HEADER_FILE, renderCHeader } from './c-header.js';
 import { renderHtml } from './html.js';
 import { renderMarkdown, renderMarkdownFiles, renderMarkdownIndex } from './markdown.js';
 import type { LayoutSelection } from './model.js';
@@ -12,9 +13,10 @@ export * from './model.js';
 export * from './json.js';
 export * from './markdown.js';
 export * from './html.js';
+export * from './c-header.js';
 
-export type DocFormat = 'md' | 'html' | 'json';
-export const DOC_FORMATS: readonly DocFormat[] = Object.freeze(['md', 'html', 'json']);
+export type DocFormat = 'md' | 'html' | 'json' | 'c';
+export const DOC_FORMATS: readonly DocFormat[] = Object.freeze(['md', 'html', 'json', 'c']);
 
 export function isDocFormat(name: string): name is DocFormat {
   return (DOC_FORMATS as readonly string[]).includes(name);
@@ -38,12 +40,14 @@ export function layoutDocument(format: DocFormat, selection: LayoutSelection): s
       return renderHtml(selection);
     case 'json':
       return renderJson(selection);
+    case 'c':
+      return renderCHeader(selection);
   }
 }
 
 /**
  * The files written into an output directory: md → `README.md` (index) and `<struct>.md` each;
- * html → `layouts.html`; json → `<arch>.json` per ABI. In a fixed order, so output is reproducible.
+ * html → `layouts.html`; json → `<arch>.json` per ABI; c → `xenabi-layout-asserts.h`. In a fixed order, so output is reproducible.
  */
 export function layoutDocFiles(format: DocFormat, selection: LayoutSelection): DocFile[] {
   switch (format) {
@@ -53,5 +57,7 @@ export function layoutDocFiles(format: DocFormat, selection: LayoutSelection): D
       return [{ name: HTML_FILE, content: renderHtml(selection) }];
     case 'json':
       return selection.abis.map((abi) => ({ name: `${abi.name}.json`, content: renderAbiJson(selection.structs, abi) }));
+    case 'c':
+      return [{ name: C_HEADER_FILE, content: renderCHeader(selection) }];
   }
 }
