@@ -11,7 +11,7 @@ export interface StoreEvent {
   readonly type: 'store';
   /** The domain whose frame was written (the frame's owner). */
   readonly domid: number;
-  /** The domain whose action caused it (the caller of the hypercall, or the guest). */
+  /** The domain whose action caused it (the caller of the hypercall, or the guest); -1 for a toolstack outside every emulated domain. */
   readonly writer: number;
   readonly by: StoreBy;
   readonly mfn: number;

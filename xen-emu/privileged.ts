@@ -56,13 +56,18 @@ export type FrameContent = { readonly bytes: Uint8Array } | { readonly stamp: nu
 export class PrivilegedInterface {
   constructor(
     private readonly xen: Xen,
-    /** The toolstack's domain (dom0-like); it must be privileged. */
-    readonly callerDomid = 0,
+    /**
+     * The toolstack's domain (dom0-like), which must be privileged; undefined for a toolstack
+     * outside every emulated domain (its stores are reported with writer -1).
+     */
+    readonly callerDomid?: number,
   ) {}
 
   private target(domid: number): Domain {
-    const caller = this.xen.domain(this.callerDomid);
-    if (caller !== undefined && !caller.privileged) throw new PrivilegedError(EPERM, `domain ${this.callerDomid} is not privileged`);
+    if (this.callerDomid !== undefined) {
+      const caller = this.xen.domain(this.callerDomid);
+      if (!caller?.privileged) throw new PrivilegedError(EPERM, `domain ${this.callerDomid} is not privileged`);
+    }
     const dom = this.xen.domain(domid);
     if (!dom) throw new PrivilegedError(ESRCH, `no domain ${domid}`);
     return dom;
@@ -198,7 +203,7 @@ export class PrivilegedInterface {
     this.target(domid);
     const m = this.xen.machine;
     if (!m.isValidMfn(mfn) || m.ownerOf(mfn) !== domid) throw new PrivilegedError(ENOENT, `mfn 0x${mfn.toString(16)} is not domain ${domid}'s`);
-    const writer = { domid: this.callerDomid, by: 'toolstack' as const };
+    const writer = { domid: this.callerDomid ?? -1, by: 'toolstack' as const };
     if ('stamp' in content) this.xen.storeStamp(writer, mfn, content.stamp);
     else {
       if (content.bytes.length !== PAGE_SIZE) throw new PrivilegedError(EINVAL, `a frame is ${PAGE_SIZE} bytes, got ${content.bytes.length}`);
