@@ -1,0 +1,25 @@
+/** The libxc migration stream (v3, reading v2 too) for x86 PV guests: records, writer, reader, rules. */
+export * from './errors.js';
+export * from './layout.js';
+export * from './record-types.js';
+export * from './image-header.js';
+export * from './domain-header.js';
+export type { DecodeContext, RecordCodec, WriteContext } from './codec.js';
+export * from './page-content.js';
+export * from './page-data.js';
+export * from './x86-pv-info.js';
+export * from './x86-pv-p2m-frames.js';
+export * from './x86-pv-vcpu.js';
+export * from './shared-info.js';
+export * from './x86-tsc-info.js';
+export * from './signal-records.js';
+export * from './checkpoint-dirty-pfn-list.js';
+export * from './x86-cpu-policy.js';
+export * from './records.js';
+export * from './framing.js';
+export * from './restore-rules.js';
+export * from './parser.js';
+export * from './reader.js';
+export * from './byte-output.js';
+export * from './sinks.js';
+export * from './writer.js';
