@@ -36,41 +36,35 @@ const FLAG_BYTES = 0x20;
 /** Frames per metadata chunk. Machines may be huge and mostly unused; chunks keep that cheap. */
 const CHUNK_SHIFT = 16;
 const CHUNK = 1 << CHUNK_SHIFT;
+const SLOT_MASK = CHUNK - 1;
 
 /** Stamp of a zero-filled page. */
 export const STAMP_ZERO = 0;
 
-/** One chunked, lazily allocated array of per-frame values. */
-class FrameArray<A extends Uint32Array | Uint16Array | Uint8Array> {
-  private readonly chunks: (A | undefined)[];
-  constructor(
-    frames: number,
-    private readonly make: () => A,
-    private readonly initial: number,
-  ) {
-    this.chunks = new Array<A | undefined>(Math.ceil(frames / CHUNK));
-  }
-  get(mfn: number): number {
-    const chunk = this.chunks[Math.floor(mfn / CHUNK)];
-    return chunk === undefined ? this.initial : chunk[mfn % CHUNK]!;
-  }
-  set(mfn: number, value: number): void {
-    const c = Math.floor(mfn / CHUNK);
-    let chunk = this.chunks[c];
-    if (chunk === undefined) {
-      if (value === this.initial) return;
-      chunk = this.make();
-      if (this.initial !== 0) chunk.fill(this.initial);
-      this.chunks[c] = chunk;
-    }
-    chunk[mfn % CHUNK] = value;
-  }
-  /** Bytes held by allocated chunks. */
+/**
+ * The metadata of CHUNK consecutive frames, made when one of them is first claimed or written.
+ * Owner and m2p exist with the chunk; the type/flag and stamp arrays only once a frame of the chunk
+ * holds a non-zero value there (a 512 GiB guest has neither for almost every frame).
+ *
+ * One object per chunk, with one typed array per kind of value, keeps every access a single
+ * lookup and every array access monomorphic: this is memory_op's hot path (issue 8, figure 1).
+ */
+class FrameChunk {
+  /** Owner domid + 1; OWNER_FREE for a free frame. */
+  readonly owner = new Uint16Array(CHUNK);
+  readonly m2p = new Uint32Array(CHUNK).fill(INVALID_M2P);
+  /** PageType | FLAG_*, or undefined while all are 0. */
+  info: Uint8Array | undefined = undefined;
+  /** Content stamps, or undefined while all are STAMP_ZERO. */
+  stamps: Uint32Array | undefined = undefined;
+
   get bytes(): number {
-    let n = 0;
-    for (const c of this.chunks) if (c) n += c.byteLength;
-    return n;
+    return this.owner.byteLength + this.m2p.byteLength + (this.info?.byteLength ?? 0) + (this.stamps?.byteLength ?? 0);
   }
+}
+
+function frameHex(mfn: number): string {
+  return Number.isInteger(mfn) && mfn >= 0 ? `0x${mfn.toString(16)}` : String(mfn);
 }
 
 /** Deterministic bytes of a stamped page: each 32-bit word mixes the stamp with its index. */
@@ -97,10 +91,7 @@ export interface MachineOptions {
 
 export class Machine {
   readonly maxPage: number;
-  private readonly owner: FrameArray<Uint16Array>;
-  private readonly m2p: FrameArray<Uint32Array>;
-  private readonly info: FrameArray<Uint8Array>;
-  private readonly stamps: FrameArray<Uint32Array>;
+  private readonly chunks: (FrameChunk | undefined)[];
   private readonly pages = new Map<number, Uint8Array>();
   /** Frames at or above this mfn have never been allocated. */
   private highWater = 0;
@@ -115,10 +106,45 @@ export class Machine {
       throw new RangeError(`max_page ${maxPage} is not a frame count in [1, 2^40]`);
     }
     this.maxPage = maxPage;
-    this.owner = new FrameArray(maxPage, () => new Uint16Array(CHUNK), OWNER_FREE);
-    this.m2p = new FrameArray(maxPage, () => new Uint32Array(CHUNK), INVALID_M2P);
-    this.info = new FrameArray(maxPage, () => new Uint8Array(CHUNK), 0);
-    this.stamps = new FrameArray(maxPage, () => new Uint32Array(CHUNK), STAMP_ZERO);
+    this.chunks = new Array<FrameChunk | undefined>(Math.ceil(maxPage / CHUNK));
+  }
+
+  /**
+   * The chunk holding `mfn`, or undefined when none exists (then the frame is free, its m2p
+   * invalid, its info 0 and its stamp STAMP_ZERO). `(mfn / CHUNK) | 0` is exact below 2^47, and
+   * the sign test keeps negative and NaN frame numbers from aliasing chunk 0.
+   */
+  private chunkOf(mfn: number): FrameChunk | undefined {
+    return mfn >= 0 ? this.chunks[(mfn / CHUNK) | 0] : undefined;
+  }
+
+  /** The chunk holding `mfn`, made if needed; throws for a frame outside the machine. */
+  private writableChunk(mfn: number): FrameChunk {
+    const c = mfn < this.maxPage ? this.chunkOf(mfn) : undefined;
+    if (c !== undefined) return c;
+    if (!this.isValidMfn(mfn)) throw new RangeError(`machine: mfn ${frameHex(mfn)} outside [0, 0x${this.maxPage.toString(16)})`);
+    const made = new FrameChunk();
+    this.chunks[(mfn / CHUNK) | 0] = made;
+    return made;
+  }
+
+  private infoOf(mfn: number): number {
+    const info = this.chunkOf(mfn)?.info;
+    return info === undefined ? 0 : info[mfn & SLOT_MASK]!;
+  }
+
+  private setInfo(mfn: number, value: number): void {
+    const c = this.writableChunk(mfn);
+    if (c.info === undefined) {
+      if (value === 0) return;
+      c.info = new Uint8Array(CHUNK);
+    }
+    c.info[mfn & SLOT_MASK] = value;
+  }
+
+  private stampAt(mfn: number): number {
+    const stamps = this.chunkOf(mfn)?.stamps;
+    return stamps === undefined ? STAMP_ZERO : stamps[mfn & SLOT_MASK]!;
   }
 
   /** Frames owned by somebody. */
@@ -136,7 +162,8 @@ export class Machine {
 
   /** Owner domid of a frame, or undefined when free. */
   ownerOf(mfn: number): number | undefined {
-    const code = this.owner.get(mfn);
+    const c = this.chunkOf(mfn);
+    const code = c === undefined ? OWNER_FREE : c.owner[mfn & SLOT_MASK]!;
     return code === OWNER_FREE ? undefined : code - 1;
   }
 
@@ -181,7 +208,7 @@ export class Machine {
     // Slow path: an aligned run among frames freed earlier.
     for (let base = 0; base + count <= Math.min(top, this.highWater); base += count) {
       let free = true;
-      for (let i = 0; i < count && free; i++) free = this.owner.get(base + i) === OWNER_FREE;
+      for (let i = 0; i < count && free; i++) free = this.ownerOf(base + i) === undefined;
       if (!free) continue;
       for (let i = 0; i < count; i++) this.removeFreed(base + i);
       for (let i = 0; i < count; i++) this.claim(base + i, domid);
@@ -191,12 +218,22 @@ export class Machine {
   }
 
   private claim(mfn: number, domid: number): void {
-    this.owner.set(mfn, domid + 1);
-    this.m2p.set(mfn, INVALID_M2P);
-    if (this.info.get(mfn) & FLAG_BYTES) this.pages.delete(mfn);
-    this.info.set(mfn, 0);
-    this.stamps.set(mfn, STAMP_ZERO);
+    const c = this.writableChunk(mfn);
+    const i = mfn & SLOT_MASK;
+    c.owner[i] = domid + 1;
+    this.reset(c, i, mfn);
     this.used++;
+  }
+
+  /** A frame's m2p, type, flags and contents as a fresh (or freed) frame has them. */
+  private reset(c: FrameChunk, i: number, mfn: number): void {
+    c.m2p[i] = INVALID_M2P;
+    const info = c.info;
+    if (info !== undefined && info[i] !== 0) {
+      if (info[i]! & FLAG_BYTES) this.pages.delete(mfn);
+      info[i] = 0;
+    }
+    if (c.stamps !== undefined) c.stamps[i] = STAMP_ZERO;
   }
 
   private pushFreed(mfn: number): void {
@@ -218,53 +255,57 @@ export class Machine {
 
   /** Returns a frame to the free pool: no owner, invalid m2p, no type, contents dropped. */
   freeFrame(mfn: number): void {
-    if (this.owner.get(mfn) === OWNER_FREE) throw new Error(`machine: double free of mfn 0x${mfn.toString(16)}`);
-    this.owner.set(mfn, OWNER_FREE);
-    this.m2p.set(mfn, INVALID_M2P);
-    if (this.info.get(mfn) & FLAG_BYTES) this.pages.delete(mfn);
-    this.info.set(mfn, 0);
-    this.stamps.set(mfn, STAMP_ZERO);
+    const c = this.chunkOf(mfn);
+    const i = mfn & SLOT_MASK;
+    if (c === undefined || c.owner[i] === OWNER_FREE) throw new Error(`machine: double free of mfn ${frameHex(mfn)}`);
+    c.owner[i] = OWNER_FREE;
+    this.reset(c, i, mfn);
     this.used--;
     this.pushFreed(mfn);
   }
 
   /** Moves a frame to another owner (grant transfer), keeping its contents. */
   reassign(mfn: number, domid: number): void {
-    if (this.owner.get(mfn) === OWNER_FREE) throw new Error(`machine: reassign of free mfn 0x${mfn.toString(16)}`);
-    this.owner.set(mfn, domid + 1);
+    const c = this.chunkOf(mfn);
+    const i = mfn & SLOT_MASK;
+    if (c === undefined || c.owner[i] === OWNER_FREE) throw new Error(`machine: reassign of free mfn ${frameHex(mfn)}`);
+    c.owner[i] = domid + 1;
   }
 
   m2pOf(mfn: number): number {
-    return this.m2p.get(mfn);
+    const c = this.chunkOf(mfn);
+    return c === undefined ? INVALID_M2P : c.m2p[mfn & SLOT_MASK]!;
   }
 
   setM2p(mfn: number, pfn: number): void {
-    this.m2p.set(mfn, pfn);
+    // Like the Uint32Array it is stored in, a pfn is taken modulo 2^32.
+    const c = pfn === INVALID_M2P ? this.chunkOf(mfn) : this.writableChunk(mfn);
+    if (c !== undefined) c.m2p[mfn & SLOT_MASK] = pfn;
   }
 
   pageType(mfn: number): PageType {
-    return (this.info.get(mfn) & TYPE_MASK) as PageType;
+    return (this.infoOf(mfn) & TYPE_MASK) as PageType;
   }
 
   setPageType(mfn: number, type: PageType): void {
-    this.info.set(mfn, (this.info.get(mfn) & ~TYPE_MASK) | type);
+    this.setInfo(mfn, (this.infoOf(mfn) & ~TYPE_MASK) | type);
   }
 
   isPinned(mfn: number): boolean {
-    return (this.info.get(mfn) & FLAG_PINNED) !== 0;
+    return (this.infoOf(mfn) & FLAG_PINNED) !== 0;
   }
 
   setPinned(mfn: number, pinned: boolean): void {
-    const v = this.info.get(mfn);
-    this.info.set(mfn, pinned ? v | FLAG_PINNED : v & ~FLAG_PINNED);
+    const v = this.infoOf(mfn);
+    this.setInfo(mfn, pinned ? v | FLAG_PINNED : v & ~FLAG_PINNED);
   }
 
   isXenHeap(mfn: number): boolean {
-    return (this.info.get(mfn) & FLAG_XENHEAP) !== 0;
+    return (this.infoOf(mfn) & FLAG_XENHEAP) !== 0;
   }
 
   setXenHeap(mfn: number): void {
-    this.info.set(mfn, this.info.get(mfn) | FLAG_XENHEAP);
+    this.setInfo(mfn, this.infoOf(mfn) | FLAG_XENHEAP);
   }
 
   /** Whether the frame holds real bytes (rather than a stamp). */
@@ -280,25 +321,31 @@ export class Machine {
     let page = this.pages.get(mfn);
     if (page === undefined) {
       page = new Uint8Array(PAGE_SIZE);
-      fillFromStamp(page, this.stamps.get(mfn));
+      fillFromStamp(page, this.stampAt(mfn));
       this.pages.set(mfn, page);
-      this.info.set(mfn, this.info.get(mfn) | FLAG_BYTES);
+      this.setInfo(mfn, this.infoOf(mfn) | FLAG_BYTES);
     }
     return page;
   }
 
   /** The stamp of an unmaterialised frame, or undefined when the frame holds real bytes. */
   stampOf(mfn: number): number | undefined {
-    return this.pages.has(mfn) ? undefined : this.stamps.get(mfn);
+    return this.pages.has(mfn) ? undefined : this.stampAt(mfn);
   }
 
   /** Replaces the whole contents by a stamp (an ordinary data write nobody inspects byte-wise). */
   setStamp(mfn: number, stamp: number): void {
-    if (this.info.get(mfn) & FLAG_BYTES) {
+    const info = this.infoOf(mfn);
+    if (info & FLAG_BYTES) {
       this.pages.delete(mfn);
-      this.info.set(mfn, this.info.get(mfn) & ~FLAG_BYTES);
+      this.setInfo(mfn, info & ~FLAG_BYTES);
     }
-    this.stamps.set(mfn, stamp >>> 0);
+    const c = this.writableChunk(mfn);
+    if (c.stamps === undefined) {
+      if (stamp >>> 0 === STAMP_ZERO) return;
+      c.stamps = new Uint32Array(CHUNK);
+    }
+    c.stamps[mfn & SLOT_MASK] = stamp >>> 0;
   }
 
   /** Frames in the reuse stack of the free pool (frames never allocated are not listed). */
@@ -308,8 +355,8 @@ export class Machine {
 
   /** Host memory used by metadata and materialised pages, in bytes (for scale notes). */
   get hostBytes(): number {
-    return (
-      this.owner.bytes + this.m2p.bytes + this.info.bytes + this.stamps.bytes + this.pages.size * PAGE_SIZE + this.freed.byteLength
-    );
+    let chunks = 0;
+    for (const c of this.chunks) if (c) chunks += c.bytes;
+    return chunks + this.pages.size * PAGE_SIZE + this.freed.byteLength;
   }
 }

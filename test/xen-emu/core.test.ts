@@ -125,6 +125,23 @@ describe('xen-emu/machine: allocation', () => {
     expect(m.isPinned(mfn)).to.equal(false);
   });
 
+  it('keeps frames in different metadata chunks apart, and refuses a metadata write outside the machine (an internal bug)', () => {
+    // Chunks hold 65536 frames; a frame number past 2^32 still lands in its own chunk.
+    const m = new Machine({ maxPage: 2 ** 32 + 2 ** 17 });
+    const far = 2 ** 32 + 5;
+    m.setM2p(far, 7);
+    m.setPageType(far, 2);
+    m.setStamp(far, 0x1234);
+    expect([m.m2pOf(far), m.pageType(far), m.stampOf(far)]).to.deep.equal([7, 2, 0x1234]);
+    for (const other of [5, 2 ** 16 + 5, far - 2 ** 16, far + 1]) {
+      expect([m.m2pOf(other), m.pageType(other), m.stampOf(other)], `mfn 0x${other.toString(16)}`).to.deep.equal([INVALID_M2P, 0, 0]);
+    }
+    expect(m.ownerOf(-1)).to.equal(undefined);
+    expect(m.m2pOf(-1)).to.equal(INVALID_M2P);
+    expect(() => m.setM2p(m.maxPage, 1)).to.throw(RangeError, /mfn 0x100020000 outside/);
+    expect(() => m.setPageType(-1, 1)).to.throw(RangeError, /mfn -1 outside/);
+  });
+
   it('drops bytes materialised on a never-allocated frame when it is first allocated', () => {
     const m = new Machine({ maxPage: 4 });
     m.bytes(0).fill(0x55); // someone read (and scribbled on) a frame nobody owns
