@@ -8,3 +8,4 @@ export * from './xen.js';
 export * from './privileged.js';
 export * from './builder.js';
 export * from './rng.js';
+export * from './scheduler.js';
