@@ -1,0 +1,369 @@
+/**
+ * Mapping a PV guest's p2m the way libxc's `map_p2m` does before a save (reference §2.2, §2.6):
+ * the linear list when `p2m_cr3` is set, the 3-level tree otherwise, with libxc's checks, errnos
+ * and max_pfn trims (quirks included), through the privileged interface only (design decision 6).
+ *
+ * The result reads the live leaf frames: element values are always current, but which frames make
+ * up the p2m is fixed at mapping time (it goes stale if the guest grows or moves its p2m).
+ */
+
+import {
+  EINVAL,
+  ERANGE,
+  HYPERVISOR_VIRT_START_PAE,
+  HYPERVISOR_VIRT_START_X86_64,
+  P2mArray,
+  PAGE_SIZE,
+  PTE_FRAME_MASK,
+  TOOLS_INVALID_MFN,
+  shared_info,
+  toolsCr3ToMfn,
+  toolsP2mEntry,
+  type GuestAbi,
+} from '../abi/index.js';
+import { INVALID_M2P } from '../xen-emu/machine.js';
+import type { PrivilegedInterface } from '../xen-emu/privileged.js';
+
+const U64 = (1n << 64n) - 1n;
+const U32 = (1n << 32n) - 1n;
+
+/** libxc's bounds of Xen's virtual area as `map_p2m_list` tests them (inclusive ends). */
+const XEN_VA_X86_64 = { start: HYPERVISOR_VIRT_START_X86_64, end: 0xffff87ffffffffffn } as const;
+const XEN_VA_X86_32 = { start: HYPERVISOR_VIRT_START_PAE, end: 0xffffffffn } as const;
+/** Virtual-address masks of the walk: 48 bits of index space on x86_64, 32 on PAE. */
+const VA_MASK_X86_64 = 0x0000ffffffffffffn;
+const VA_MASK_X86_32 = 0xffffffffn;
+const PTES_PER_PAGE = PAGE_SIZE / 8;
+
+/** What failed, named after the libxc check that fails. */
+export type P2mMapFailure =
+  | 'empty-p2m' // shared max_pfn 0: libxc goes on with an unallocated frame list (undefined behaviour)
+  | 'tree-too-large' // fll_entries > fpp
+  | 'bad-fll' // pfn_to_mfn_frame_list_list 0 or > max_mfn
+  | 'bad-fll-entry' // a top-page entry 0 or > max_mfn
+  | 'bad-fl-entry' // a mid-page entry 0 or > max_mfn
+  | 'root-mfn-zero' // cr3_to_mfn(p2m_cr3) == 0: an assert() in libxc
+  | 'bad-p2m-cr3' // root mfn > max_mfn
+  | 'bad-vaddr-range' // p2m_vaddr..p2m_end non-canonical, wrapping, or over Xen's area
+  | 'bad-pte-frame' // a page-table frame 0 or > max_mfn during the walk
+  | 'map-failed' // the foreign mapping refused a frame
+  | 'bad-leaf' // a leaf mfn fails mfn_in_pseudophysmap
+  | 'frames-truncated'; // list: p2m_frames overflowed libxc's unsigned int, leaves fewer than max_pfn needs
+
+export interface P2mMapErrorDetail {
+  readonly maxMfn: bigint;
+  readonly fll?: bigint;
+  readonly mfn?: bigint;
+  readonly index?: number;
+  readonly level?: number;
+  readonly vaddr?: bigint;
+  readonly vaddrEnd?: bigint;
+  readonly p2mCr3?: bigint;
+  readonly maxPfn?: bigint;
+}
+
+/** A failed `map_p2m`, with the errno libxc leaves (EINVAL where libxc sets none) and the numbers. */
+export class P2mMapError extends Error {
+  override name = 'P2mMapError';
+  constructor(
+    readonly errno: number,
+    readonly failure: P2mMapFailure,
+    readonly detail: P2mMapErrorDetail,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface MappedP2m {
+  readonly domid: number;
+  readonly abi: GuestAbi;
+  /** Guest word size and paging levels (libxc's `width`, `levels`). */
+  readonly width: 4 | 8;
+  readonly levels: 3 | 4;
+  readonly source: 'tree' | 'list';
+  /** The fll read from shared_info (tree mode), or undefined when the list was used (never read). */
+  readonly fll: bigint | undefined;
+  /** `p2m_cr3` as read (0 in tree mode) and, in list mode, `p2m_vaddr`. */
+  readonly p2mCr3: bigint;
+  readonly p2mVaddr: bigint | undefined;
+  /** `XENMEM_maximum_ram_page`, the bound of every `≤ max_mfn` check. */
+  readonly maxMfn: bigint;
+  /** Highest pfn after the trims; `p2mSize` = maxPfn + 1 entries are readable. */
+  readonly maxPfn: number;
+  readonly p2mSize: number;
+  /** The leaf frames in p2m order, and their pfns through the m2p. */
+  readonly leafMfns: readonly bigint[];
+  readonly leafPfns: readonly number[];
+  /** Live views of the leaf frames, one per leaf (fpp entries each). */
+  readonly leaves: readonly P2mArray[];
+  /** List mode: `p2m_generation` at mapping time. Tree mode: libxc's ~0 (never compared). */
+  readonly p2mGeneration: bigint;
+  /** The element of `pfn` as `xc_pfn_to_mfn` gives it: a 32-bit guest's ~0 widened to INVALID_MFN. */
+  entry(pfn: number): bigint;
+  /** The element of `pfn` at guest width, unwidened. */
+  rawEntry(pfn: number): bigint;
+  /** A flat copy of entries [0, p2mSize) at guest width, as they read now. */
+  snapshot(): P2mArray;
+}
+
+interface Ctx {
+  readonly tools: PrivilegedInterface;
+  readonly domid: number;
+  readonly abi: GuestAbi;
+  readonly width: 4 | 8;
+  readonly fpp: number;
+  readonly maxMfn: bigint;
+}
+
+function hex(v: bigint | number): string {
+  return `0x${v.toString(16)}`;
+}
+
+/** `xc_map_foreign_pages`: all frames or a failure with privcmd's errno. */
+function mapFrames(c: Ctx, mfns: readonly bigint[], what: string): Uint8Array[] {
+  // Every mfn here already passed a `≤ max_mfn` check, so it is a safe integer.
+  const { pages, errors } = c.tools.mapForeign(c.domid, mfns.map(Number));
+  const bad = errors.findIndex((e) => e !== 0);
+  if (bad >= 0) {
+    throw new P2mMapError(-errors[bad]!, 'map-failed', { maxMfn: c.maxMfn, mfn: mfns[bad]!, index: bad }, `failed to map ${what}: mfn ${hex(mfns[bad]!)} (index ${bad}) errno ${-errors[bad]!}`);
+  }
+  return pages as Uint8Array[];
+}
+
+/** Guest word `i` of a run of mapped pages, as the toolstack copies it (32-bit ~0 widened). */
+function guestWord(c: Ctx, pages: readonly Uint8Array[], i: number): bigint {
+  const perPage = c.fpp;
+  const page = pages[Math.floor(i / perPage)]!;
+  const view = new DataView(page.buffer, page.byteOffset, PAGE_SIZE);
+  const at = (i % perPage) * c.width;
+  return c.width === 8 ? view.getBigUint64(at, true) : toolsP2mEntry(c.abi, BigInt(view.getUint32(at, true)));
+}
+
+function pte(pages: readonly Uint8Array[], i: number): bigint {
+  const page = pages[Math.floor(i / PTES_PER_PAGE)];
+  // libxc indexes past its mapping here only if the walk's arithmetic is inconsistent; say so.
+  if (!page) throw new RangeError(`page-table index ${i} beyond the ${pages.length} mapped pages`);
+  return new DataView(page.buffer, page.byteOffset, PAGE_SIZE).getBigUint64((i % PTES_PER_PAGE) * 8, true);
+}
+
+interface Shared {
+  readonly maxPfnField: bigint;
+  readonly fll: bigint;
+  readonly p2mCr3: bigint;
+  readonly p2mVaddr: bigint;
+  readonly generation: bigint;
+}
+
+function readShared(c: Ctx): Shared {
+  const page = c.tools.sharedInfo(c.domid);
+  const si = shared_info.view(c.abi, Buffer.from(page.buffer, page.byteOffset, PAGE_SIZE));
+  const a = si.arch;
+  return {
+    maxPfnField: BigInt(a.max_pfn),
+    fll: BigInt(a.pfn_to_mfn_frame_list_list),
+    p2mCr3: BigInt(a.p2m_cr3),
+    p2mVaddr: BigInt(a.p2m_vaddr),
+    generation: BigInt(a.p2m_generation),
+  };
+}
+
+interface Walked {
+  readonly maxPfn: bigint;
+  readonly leafMfns: bigint[];
+}
+
+/** `map_p2m_tree` up to the leaves: fll → mids → leaf mfns, with the trailing-duplicate trim. */
+function walkTree(c: Ctx, fll: bigint, maxPfnIn: bigint): Walked {
+  const fpp = BigInt(c.fpp);
+  const fpp2 = fpp * fpp;
+  let maxPfn = maxPfnIn;
+  // libxc computes this in an unsigned int: a huge max_pfn truncates, and 0 means "copy nothing".
+  let fllEntries = Number((maxPfn / fpp2 + 1n) & U32);
+  if (fllEntries > c.fpp) {
+    throw new P2mMapError(EINVAL, 'tree-too-large', { maxMfn: c.maxMfn, maxPfn }, `max_pfn ${hex(maxPfn)} too large for p2m tree`);
+  }
+  if (fll === 0n || fll > c.maxMfn) {
+    throw new P2mMapError(EINVAL, 'bad-fll', { maxMfn: c.maxMfn, fll, mfn: fll }, `bad mfn ${hex(fll)} for p2m frame list list (max_mfn ${hex(c.maxMfn)})`);
+  }
+  if (fllEntries === 0) {
+    // libxc would go on to read an unallocated frame list; refuse instead of inventing a result.
+    throw new P2mMapError(EINVAL, 'empty-p2m', { maxMfn: c.maxMfn, maxPfn, fll }, `max_pfn ${hex(maxPfn)} leaves no frame list list entries`);
+  }
+  const [top] = mapFrames(c, [fll], 'p2m frame list list');
+  const topList: bigint[] = [];
+  let savedMfn = 0n;
+  let savedX = 0;
+  for (let x = 0; x < fllEntries; x++) {
+    const mfn = guestWord(c, [top!], x);
+    if (mfn === 0n || mfn > c.maxMfn) {
+      throw new P2mMapError(EINVAL, 'bad-fll-entry', { maxMfn: c.maxMfn, fll, mfn, index: x }, `bad mfn ${hex(mfn)} at index ${x} (of ${fllEntries}) in p2m frame list list`);
+    }
+    if (mfn !== savedMfn) {
+      savedMfn = mfn;
+      savedX = x;
+    }
+    topList.push(mfn);
+  }
+  // Trailing repeats of one mid mfn are taken as the shared all-missing mid page; the first is kept.
+  const trimmed = BigInt(savedX + 1) * fpp2 - 1n;
+  if (trimmed < maxPfn) {
+    maxPfn = trimmed;
+    fllEntries = Number(maxPfn / fpp2 + 1n);
+  }
+  const flEntries = Number(maxPfn / fpp + 1n);
+  const mids = mapFrames(c, topList.slice(0, fllEntries), 'p2m frame list');
+  const leafMfns: bigint[] = [];
+  for (let x = 0; x < flEntries; x++) {
+    const mfn = guestWord(c, mids, x);
+    if (mfn === 0n || mfn > c.maxMfn) {
+      throw new P2mMapError(EINVAL, 'bad-fl-entry', { maxMfn: c.maxMfn, fll, mfn, index: x }, `bad mfn ${hex(mfn)} at index ${x} (of ${flEntries}) in p2m frame list`);
+    }
+    leafMfns.push(mfn);
+  }
+  return { maxPfn, leafMfns };
+}
+
+function isCanonical(va: bigint): boolean {
+  const top = va >> 47n;
+  return top === 0n || top === (1n << 17n) - 1n;
+}
+
+/** `map_p2m_list` up to the leaves: the page-table walk from p2m_cr3, with the level-2 trim. */
+function walkList(c: Ctx, p2mCr3: bigint, p2mVaddr: bigint, maxPfnIn: bigint): Walked {
+  const fpp = BigInt(c.fpp);
+  const rootMfn = toolsCr3ToMfn(c.abi, p2mCr3);
+  if (rootMfn === 0n) {
+    throw new P2mMapError(EINVAL, 'root-mfn-zero', { maxMfn: c.maxMfn, p2mCr3, mfn: 0n }, `p2m_cr3 ${hex(p2mCr3)} folds to mfn 0 (libxc asserts)`);
+  }
+  if (rootMfn > c.maxMfn) {
+    throw new P2mMapError(ERANGE, 'bad-p2m-cr3', { maxMfn: c.maxMfn, p2mCr3, mfn: rootMfn }, `bad p2m_cr3 value ${hex(p2mCr3)} (root mfn ${hex(rootMfn)}, max_mfn ${hex(c.maxMfn)})`);
+  }
+  let maxPfn = maxPfnIn;
+  // p2m_frames is an unsigned int in libxc; the end address wraps at 64 bits.
+  const endOf = (frames: bigint): bigint => (p2mVaddr + frames * BigInt(PAGE_SIZE) - 1n) & U64;
+  let p2mEnd = endOf((maxPfn / fpp + 1n) & U32);
+  const wide = c.width === 8;
+  const mask = wide ? VA_MASK_X86_64 : VA_MASK_X86_32;
+  const xenVa = wide ? XEN_VA_X86_64 : XEN_VA_X86_32;
+  const shapeOk = wide ? isCanonical(p2mVaddr) && isCanonical(p2mEnd) : p2mVaddr <= mask && p2mEnd <= mask;
+  if (!shapeOk || p2mEnd < p2mVaddr || (p2mVaddr <= xenVa.end && p2mEnd > xenVa.start)) {
+    throw new P2mMapError(ERANGE, 'bad-vaddr-range', { maxMfn: c.maxMfn, p2mCr3, vaddr: p2mVaddr, vaddrEnd: p2mEnd }, `bad virtual p2m address range ${hex(p2mVaddr)}-${hex(p2mEnd)}`);
+  }
+
+  let mfns: bigint[] = [rootMfn];
+  let off = 0n;
+  let savedMfn = 0n;
+  let idxStart = 0;
+  let idxEnd = 0;
+  let savedIdx = 0;
+  const levels = wide ? 4 : 3;
+  for (let level = levels; level > 0; level--) {
+    const nPages = idxEnd - idxStart + 1;
+    const ptes = mapFrames(c, mfns.slice(0, nPages), `${nPages} page-table pages of the p2m list`);
+    const shift = BigInt(level * 9 + 3);
+    idxStart = Number(((p2mVaddr - off) & mask) >> shift);
+    idxEnd = Number(((p2mEnd - off) & mask) >> shift);
+    const next: bigint[] = [];
+    for (let idx = idxStart; idx <= idxEnd; idx++) {
+      const mfn = (pte(ptes, idx) & PTE_FRAME_MASK) >> 12n;
+      if (mfn === 0n || mfn > c.maxMfn) {
+        const vaddr = (off + (BigInt(idx) << shift)) & U64;
+        throw new P2mMapError(ERANGE, 'bad-pte-frame', { maxMfn: c.maxMfn, p2mCr3, mfn, index: idx, level, vaddr }, `bad mfn ${hex(mfn)} during page table walk for vaddr ${hex(vaddr)} at level ${level} of p2m list`);
+      }
+      next.push(mfn);
+      if (level === 2 && mfn !== savedMfn) {
+        savedMfn = mfn;
+        // Relative to idxStart, yet compared below with the absolute idxEnd: libxc's quirk.
+        savedIdx = idx - idxStart;
+      }
+    }
+    if (level === 2) {
+      if (savedIdx === idxEnd) savedIdx++;
+      // xen_pfn_t arithmetic: savedIdx 0 wraps to ~0 and trims nothing.
+      const trimmed = ((BigInt(savedIdx) << 9n) * fpp - 1n) & U64;
+      if (trimmed < maxPfn) {
+        maxPfn = trimmed;
+        p2mEnd = endOf(((maxPfn + fpp) / fpp) & U32);
+        idxEnd = idxStart + savedIdx;
+      }
+    }
+    mfns = next;
+    off = p2mVaddr & ((mask >> shift) << shift);
+  }
+  return { maxPfn, leafMfns: mfns.slice(0, idxEnd - idxStart + 1) };
+}
+
+/**
+ * libxc's `map_p2m` for domain `domid`: reads shared_info, walks the list (p2m_cr3 ≠ 0) or the
+ * tree, maps the leaves and checks each against the m2p. Throws `P2mMapError` on every failure
+ * libxc reports (and `PrivilegedError` from the interface itself, e.g. no such domain).
+ */
+export function mapGuestP2m(tools: PrivilegedInterface, domid: number): MappedP2m {
+  const info = tools.domainInfo(domid);
+  const abi = info.abi;
+  const width = abi.wordSize as 4 | 8;
+  const c: Ctx = { tools, domid, abi, width, fpp: PAGE_SIZE / width, maxMfn: BigInt(tools.maximumRamPage()) };
+  const shared = readShared(c);
+  // max_pfn - 1 in a 64-bit xen_pfn_t: a zero field wraps.
+  const maxPfn0 = (shared.maxPfnField - 1n) & U64;
+  const useList = shared.p2mCr3 !== 0n;
+  const walked = useList ? walkList(c, shared.p2mCr3, shared.p2mVaddr, maxPfn0) : walkTree(c, shared.fll, maxPfn0);
+  const maxPfn = walked.maxPfn;
+  if (maxPfn >= BigInt(walked.leafMfns.length * c.fpp)) {
+    // libxc would index past its mapping here; refuse instead of reading what is not mapped.
+    throw new P2mMapError(EINVAL, 'frames-truncated', { maxMfn: c.maxMfn, maxPfn }, `max_pfn ${hex(maxPfn)} needs more than the ${walked.leafMfns.length} leaves walked`);
+  }
+  const pages = mapFrames(c, walked.leafMfns, 'p2m frames');
+  const leaves = pages.map((p) => P2mArray.page(abi, p));
+  const p2mSize = Number(maxPfn + 1n);
+  const fpp = c.fpp;
+
+  const rawEntry = (pfn: number): bigint => {
+    if (!Number.isInteger(pfn) || pfn < 0 || pfn >= p2mSize) throw new RangeError(`pfn ${pfn} outside the mapped p2m [0, ${p2mSize})`);
+    return leaves[Math.floor(pfn / fpp)]!.get(pfn % fpp);
+  };
+  const entry = (pfn: number): bigint => toolsP2mEntry(abi, rawEntry(pfn));
+
+  // mfn_in_pseudophysmap for every leaf: its m2p names a pfn whose entry is that very mfn.
+  const leafPfns = walked.leafMfns.map((mfn, x) => {
+    const raw = mfn <= c.maxMfn ? tools.m2p(Number(mfn)) : INVALID_M2P;
+    // The emulator's "no entry" is 32 bits wide; a 64-bit toolstack's mapped m2p holds ~0UL.
+    const pfn = raw === INVALID_M2P ? TOOLS_INVALID_MFN : BigInt(raw);
+    const ok = mfn <= c.maxMfn && pfn <= maxPfn && entry(Number(pfn)) === mfn;
+    if (!ok) {
+      throw new P2mMapError(ERANGE, 'bad-leaf', { maxMfn: c.maxMfn, mfn, index: x, maxPfn }, `bad mfn ${hex(mfn)} in p2m_frame_list[${x}] (m2p ${hex(pfn)}, max_pfn ${hex(maxPfn)})`);
+    }
+    return Number(pfn);
+  });
+
+  return {
+    domid,
+    abi,
+    width,
+    levels: width === 8 ? 4 : 3,
+    source: useList ? 'list' : 'tree',
+    fll: useList ? undefined : shared.fll,
+    p2mCr3: shared.p2mCr3,
+    p2mVaddr: useList ? shared.p2mVaddr : undefined,
+    maxMfn: c.maxMfn,
+    maxPfn: Number(maxPfn),
+    p2mSize,
+    leafMfns: walked.leafMfns,
+    leafPfns,
+    leaves,
+    p2mGeneration: useList ? shared.generation : U64,
+    entry,
+    rawEntry,
+    snapshot(): P2mArray {
+      const out = P2mArray.alloc(abi, p2mSize);
+      for (let x = 0; x < leaves.length; x++) {
+        const start = x * fpp;
+        const n = Math.min(fpp, p2mSize - start);
+        if (n <= 0) break;
+        out.elements.set(leaves[x]!.elements.subarray(0, n) as never, start);
+      }
+      return out;
+    },
+  };
+}
