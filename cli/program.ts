@@ -9,6 +9,7 @@ import type { CliIo } from './io.js';
 import { addCheckHeadersCommand } from './check-headers.js';
 import { addCheckKernelCommand } from './check-kernel.js';
 import { addLayoutCommand } from './layout.js';
+import { addVerifyStreamCommand } from './verify-stream.js';
 import { packageVersion } from './package-info.js';
 
 export function buildProgram(io: CliIo, version: string): Command {
@@ -27,6 +28,7 @@ export function buildProgram(io: CliIo, version: string): Command {
   addLayoutCommand(program, io);
   addCheckHeadersCommand(program, io);
   addCheckKernelCommand(program, io);
+  addVerifyStreamCommand(program, io);
   addHelpCommand(program);
   return program;
 }
