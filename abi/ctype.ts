@@ -51,6 +51,12 @@ export interface FieldDecl<N extends string = string, T extends CType | PerAbiTy
   readonly doc: string;
   /** Present only in this ABI (e.g. `shared_info.wc_sec_hi` is x86_64 only). */
   readonly only?: GuestAbiName;
+  /**
+   * Other names the headers give some or all of the same bytes, declared beside this field in an
+   * anonymous union (e.g. `eax`, `ax`, `al`, `ah` for `cpu_user_regs.rax`). Each starts within the
+   * field and ends by its end; which of them a compiler sees depends on the build's macros.
+   */
+  readonly aliases?: readonly string[];
 }
 
 function prim<W extends PrimWidth>(c: string, width: W, signed = false): PrimType<W> {
@@ -105,6 +111,11 @@ export function field<const N extends string, T extends CType | PerAbiType>(
   only?: GuestAbiName,
 ): FieldDecl<N, T> {
   return Object.freeze(only === undefined ? { name, type, doc } : { name, type, doc, only });
+}
+
+/** `decl` with the names its bytes also go by in an anonymous union of the headers. */
+export function aliased<const D extends FieldDecl>(decl: D, aliases: readonly string[]): D & { readonly aliases: readonly string[] } {
+  return Object.freeze({ ...decl, aliases: Object.freeze([...aliases]) });
 }
 
 export function resolveType(type: CType | PerAbiType, abi: GuestAbi): CType {

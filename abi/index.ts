@@ -13,6 +13,7 @@ import * as p2m from './p2m.js';
 import * as page from './page.js';
 import * as sharedInfo from './shared_info.js';
 import * as startInfo from './start_info.js';
+import * as vcpu from './vcpu.js';
 import * as xen from './xen.js';
 
 export * from './guest-abi.js';
@@ -22,6 +23,7 @@ export * from './errors.js';
 export * from './struct.js';
 export * from './shared_info.js';
 export * from './start_info.js';
+export * from './vcpu.js';
 export * from './xen.js';
 export * from './page.js';
 export * from './p2m.js';
@@ -40,6 +42,9 @@ export const ABI_STRUCTS: readonly StructInfo[] = Object.freeze([
   sharedInfo.arch_shared_info,
   sharedInfo.shared_info,
   startInfo.start_info,
+  vcpu.cpu_user_regs,
+  vcpu.trap_info,
+  vcpu.vcpu_guest_context,
   xen.mmu_update,
   xen.mmuext_op,
   xen.multicall_entry,
@@ -70,6 +75,8 @@ export const ABI_CONSTANTS: readonly ConstantGroup[] = Object.freeze([
   sharedInfo.SHARED_INFO_CONSTANTS,
   sharedInfo.NMI_CONSTANTS,
   startInfo.START_INFO_CONSTANTS,
+  vcpu.VGCF_CONSTANTS,
+  vcpu.VGCF_X86_64_CONSTANTS,
   xen.HYPERCALL_CONSTANTS,
   xen.DOMID_CONSTANTS,
   xen.MMU_UPDATE_CONSTANTS,

@@ -45,6 +45,8 @@ export interface FieldLayout {
   readonly doc: string;
   /** Members of an anonymous struct/union, with offsets from the outer struct. */
   readonly members?: readonly FieldLayout[];
+  /** Other names of (part of) these bytes in the headers' anonymous unions; see `FieldDecl.aliases`. */
+  readonly aliases?: readonly string[];
 }
 
 export type LayoutRow =
@@ -122,7 +124,10 @@ export interface StructInfo {
   readonly fields: readonly FieldDecl[];
   layout(abi: GuestAbi): StructLayout;
   sizeOf(abi: GuestAbi): number;
-  /** Offset of a field by its dotted path; throws for an unknown path. */
+  /**
+   * Offset of a field by its dotted path; array elements are addressed by index (`ctrlreg[3]`,
+   * `trap_ctxt[14].address`). Throws for an unknown path or an index outside the array.
+   */
   offsetOf(abi: GuestAbi, path: string): number;
   /** The `typed-struct` constructor for this ABI; its `baseSize` equals `sizeof`. */
   typedStruct(abi: GuestAbi): CompiledStruct;
@@ -199,6 +204,7 @@ function layoutMembers(
         cType: cTypeName(type),
         doc: decl.doc,
         ...(members ? { members: Object.freeze(members) } : {}),
+        ...(decl.aliases ? { aliases: decl.aliases } : {}),
       }),
     );
     cursor = offset + size;
@@ -422,7 +428,10 @@ function addField(builder: Struct, f: FieldLayout, abi: GuestAbi): unknown {
   }
 }
 
-/** Offset of a dotted path, descending into named struct fields (`arch.p2m_generation`). */
+/**
+ * Offset of a dotted path, descending into named struct fields (`arch.p2m_generation`) and array
+ * elements (`ctrlreg[3]`, `trap_ctxt[14].address`, `vcpu_info[1].time.version`).
+ */
 function fieldAt(layout: StructLayout, abi: GuestAbi, path: string): number | undefined {
   const direct = layout.all.find((f) => f.path === path);
   if (direct) return direct.offset;
@@ -431,6 +440,30 @@ function fieldAt(layout: StructLayout, abi: GuestAbi, path: string): number | un
       const inner = fieldAt(f.type.def.layout(abi), abi, path.slice(f.path.length + 1));
       if (inner !== undefined) return f.offset + inner;
     }
+    if (f.type.kind === 'array' && path.startsWith(`${f.path}[`)) {
+      const inner = elementAt(f.type, abi, path.slice(f.path.length));
+      if (inner !== undefined) return f.offset + inner;
+    }
+  }
+  return undefined;
+}
+
+/** Offset within an array of `[index]` followed by nothing or, for struct elements, `.path`. */
+function elementAt(type: ArrayType, abi: GuestAbi, rest: string): number | undefined {
+  const m = /^\[(0|[1-9]\d*)\](.*)$/.exec(rest);
+  if (!m) return undefined;
+  const index = Number(m[1]);
+  const tail = m[2]!;
+  if (index >= type.length) return undefined;
+  const stride = typeSizeAlign(type.of, abi).size;
+  if (tail === '') return index * stride;
+  if (type.of.kind === 'struct' && tail.startsWith('.')) {
+    const inner = fieldAt(type.of.def.layout(abi), abi, tail.slice(1));
+    return inner === undefined ? undefined : index * stride + inner;
+  }
+  if (type.of.kind === 'array' && tail.startsWith('[')) {
+    const inner = elementAt(type.of, abi, tail);
+    return inner === undefined ? undefined : index * stride + inner;
   }
   return undefined;
 }

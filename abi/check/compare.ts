@@ -8,6 +8,8 @@
  * Both sides are flattened into nodes with dotted paths: members of anonymous aggregates, of named
  * structs (`arch.p2m_generation`) and of the first element of arrays of structs
  * (`vcpu_info[0].time.version`), so a rename deep inside is found and reported where it is.
+ * Members a kit field declares as its aliases (`eax`, `_eax` beside `cpu_user_regs.rax` in one
+ * anonymous union) are accounted for by that field, not listed as extra.
  * Failures use the kit's one shape: `Fail: <context>, expected X, got Y`; expected is Xen's layout.
  */
 
@@ -34,6 +36,8 @@ export interface KitNode {
   readonly elemSize?: number;
   readonly elemKind?: 'int' | 'struct' | 'union';
   readonly hasChildren: boolean;
+  /** Names the headers give (part of) the same bytes in an anonymous union: not extra fields. */
+  readonly aliases?: readonly string[];
 }
 
 /** What a guest's layout says about one member. `ptr-or-array` is all a compiler probe can tell apart. */
@@ -146,7 +150,15 @@ export function kitNodes(def: StructInfo, abi: GuestAbi, table: readonly GuestNa
       const candidates = dedupe([...own, ...alias]);
       const path = own[0]!.path;
       const offset = base + f.offset;
-      const common = { path, candidates, ...(parent === undefined ? {} : { parent }), offset, size: f.size, type: f.cType };
+      const common = {
+        path,
+        candidates,
+        ...(parent === undefined ? {} : { parent }),
+        offset,
+        size: f.size,
+        type: f.cType,
+        ...(f.aliases ? { aliases: f.aliases } : {}),
+      };
       const type = f.type;
       switch (type.kind) {
         case 'prim':
@@ -378,13 +390,26 @@ export function compareStruct(
       const o = claimed.get(k.path);
       if (o && !k.hasChildren) leafLike.add(o.path);
     }
+    // Aliases the kit declares for a matched field: same parent, bytes within the field's.
+    const accounted = new Set(taken);
+    for (const k of nodes) {
+      const o = claimed.get(k.path);
+      if (!o || !k.aliases) continue;
+      const prefix = o.path.slice(0, o.path.lastIndexOf('.') + 1);
+      for (const a of k.aliases) {
+        const x = observed.nodes.get(prefix + a);
+        if (x && !taken.has(x.path) && x.parent === o.parent && x.offset >= o.offset && x.offset + x.size <= o.offset + o.size) {
+          accounted.add(x.path);
+        }
+      }
+    }
     const hasTakenInside = new Set<string>();
-    for (const path of taken) {
+    for (const path of accounted) {
       for (let p = observed.nodes.get(path)?.parent; p; p = observed.nodes.get(p)?.parent) hasTakenInside.add(p);
     }
     const reported = new Set<string>();
     for (const o of observed.nodes.values()) {
-      if (taken.has(o.path) || hasTakenInside.has(o.path)) continue;
+      if (accounted.has(o.path) || hasTakenInside.has(o.path)) continue;
       let skip = false;
       for (let p = o.parent; p; p = observed.nodes.get(p)?.parent ?? '') {
         if (leafLike.has(p) || reported.has(p)) {

@@ -124,6 +124,19 @@ describe('abi struct engine', function () {
         expect(() => sample.offsetOf(abi, 'nope')).to.throw(AbiViewError);
       });
 
+      it('offsetOf addresses array elements by index, into struct elements too, and bounds the index', function () {
+        expect(sample.offsetOf(abi, 'words[0]')).to.equal(at('words').offset);
+        expect(sample.offsetOf(abi, 'words[1]')).to.equal(at('words').offset + abi.wordSize);
+        expect(sample.offsetOf(abi, 'bytes[2]')).to.equal(at('bytes').offset + 2);
+        const stride = inner.sizeOf(abi);
+        expect(sample.offsetOf(abi, 'many[1]')).to.equal(at('many').offset + stride);
+        expect(sample.offsetOf(abi, 'many[1].b')).to.equal(at('many').offset + stride + inner.offsetOf(abi, 'b'));
+        expect(() => sample.offsetOf(abi, 'words[2]')).to.throw(AbiViewError, /sample has no field words\[2\]/);
+        for (const bad of ['words[-1]', 'words[01]', 'words[x]', 'words[1].a', 'many[0].zz', 'many[0]b', 'small[0]']) {
+          expect(() => sample.offsetOf(abi, bad), bad).to.throw(AbiViewError);
+        }
+      });
+
       it('a view writes through to the memory it was made over, at the computed offsets', function () {
         const memory = Buffer.alloc(layout.size + 16);
         const v = sample.view(abi, memory, 16);

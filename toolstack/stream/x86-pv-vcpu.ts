@@ -15,7 +15,7 @@
  * EXTENDED, XSAVE and MSRS out when they would be empty.
  */
 
-import type { GuestAbiName } from '../../abi/index.js';
+import { X86_32, X86_64, vcpu_guest_context, type GuestAbiName } from '../../abi/index.js';
 import { bodyError, isU32, writeError, type RecordCodec } from './codec.js';
 import { defineLayout, sfield } from './layout.js';
 import {
@@ -35,8 +35,15 @@ export const x86_pv_vcpu_hdr = defineLayout({
   ],
 });
 
-/** `sizeof(vcpu_guest_context)` per guest ABI (`gcc -m32` / `-m64` against Xen 4.17's headers). */
-export const VCPU_GUEST_CONTEXT_SIZE: Readonly<Record<GuestAbiName, number>> = Object.freeze({ x86_32: 2800, x86_64: 5168 });
+/**
+ * `sizeof(vcpu_guest_context)` per guest ABI: 2800 (x86_32) / 5168 (x86_64), from the struct's
+ * declaration in abi/vcpu.ts, which the layout oracle holds against `gcc -m32` / `-m64` compiling
+ * Xen 4.17's headers.
+ */
+export const VCPU_GUEST_CONTEXT_SIZE: Readonly<Record<GuestAbiName, number>> = Object.freeze({
+  x86_32: vcpu_guest_context.sizeOf(X86_32),
+  x86_64: vcpu_guest_context.sizeOf(X86_64),
+});
 /** `sizeof(struct xen_domctl_ext_vcpucontext)`: what a 4.17 saver puts in EXTENDED. */
 export const EXT_VCPUCONTEXT_SIZE = 64;
 /** The largest EXTENDED blob libxc's restore accepts. */

@@ -22,7 +22,7 @@ import {
   type StructReport,
 } from '../../../abi/check/index.js';
 import { X86_64 } from '../../../abi/guest-abi.js';
-import { xen_memory_reservation, vcpu_time_info } from '../../../abi/index.js';
+import { aliased, defineStruct, field, uint64_t, xen_memory_reservation, vcpu_time_info } from '../../../abi/index.js';
 import { BtfBuilder, buildElf, sampleBtf } from '../../support/btf-builder.js';
 
 const SIGNED = 1;
@@ -79,6 +79,38 @@ describe('classifying BTF structs', function () {
     const r = only(check(bytes), 'xen_memory_reservation');
     expect(r.problems).to.deep.equal([]);
     expect(r.extra.map((e) => e.path)).to.deep.equal(['address_bits']);
+  });
+
+  it('members the kit declares as aliases of a field in the same anonymous union are not extra', function () {
+    const regs = defineStruct({
+      name: 'alias_regs',
+      header: 'test',
+      doc: 'a register slot with aliases, like cpu_user_regs.rax',
+      fields: [aliased(field('rax', uint64_t, 'rax'), ['eax', '_eax', 'al', 'ah']), field('rbx', uint64_t, 'rbx')],
+    });
+    const b = new BtfBuilder();
+    const u64 = b.int('long unsigned int', 8);
+    const u32 = b.int('unsigned int', 4);
+    const u8 = b.int('unsigned char', 1);
+    const bytes8 = b.struct('', 2, [
+      { name: 'al', type: u8, bitOffset: 0 },
+      { name: 'ah', type: u8, bitOffset: 8 },
+    ]);
+    const anon = b.struct('', 8, [
+      { name: 'rax', type: u64, bitOffset: 0 },
+      { name: 'eax', type: u64, bitOffset: 0 },
+      { name: '_eax', type: u32, bitOffset: 0 },
+      { name: '', type: bytes8, bitOffset: 0 },
+      { name: 'spare', type: u32, bitOffset: 0 },
+    ], true);
+    b.struct('alias_regs', 16, [
+      { name: '', type: anon, bitOffset: 0 },
+      { name: 'rbx', type: u64, bitOffset: 64 },
+    ]);
+    const [r] = checkBtf(loadKernelBtf(b.build()), { arch: 'x86_64', structs: [regs] }).structs;
+    expect(r!.problems).to.deep.equal([]);
+    expect(r!.extra.map((e) => e.path)).to.deep.equal(['spare']);
+    expect(r!.status).to.equal('compatible');
   });
 
   it('a bitfield where the kit has an integer is of another kind', function () {
