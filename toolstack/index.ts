@@ -1,7 +1,7 @@
-/**
- * Reference toolstacks (design: the privileged side that saves and restores a domain) and the libxc
- * migration stream they speak, and libxc's mapping of a guest's p2m (`mapGuestP2m`). The
- * save/restore strategies build on these.
- */
+/** Reference save/restore toolstacks for x86 PV guests, and the libxc migration stream. */
 export * from './stream/index.js';
 export * from './p2m-map.js';
+export * from './save.js';
+export * from './restore.js';
+export * from './verify.js';
+export * from './vcpu-context.js';

@@ -92,6 +92,11 @@ export interface MappedP2m {
   /** Highest pfn after the trims; `p2mSize` = maxPfn + 1 entries are readable. */
   readonly maxPfn: number;
   readonly p2mSize: number;
+  /**
+   * The frames the mapping was read through above the leaves: the fll and the mid pages (tree), or
+   * every page-table page of the walk from p2m_cr3 (list). A change to one can move the leaves.
+   */
+  readonly structureMfns: readonly bigint[];
   /** The leaf frames in p2m order, and their pfns through the m2p. */
   readonly leafMfns: readonly bigint[];
   readonly leafPfns: readonly number[];
@@ -171,6 +176,8 @@ function readShared(c: Ctx): Shared {
 interface Walked {
   readonly maxPfn: bigint;
   readonly leafMfns: bigint[];
+  /** The frames above the leaves that the walk read: the fll and mid pages, or the page tables. */
+  readonly structureMfns: bigint[];
 }
 
 /** `map_p2m_tree` up to the leaves: fll → mids → leaf mfns, with the trailing-duplicate trim. */
@@ -221,7 +228,7 @@ function walkTree(c: Ctx, fll: bigint, maxPfnIn: bigint): Walked {
     }
     leafMfns.push(mfn);
   }
-  return { maxPfn, leafMfns };
+  return { maxPfn, leafMfns, structureMfns: [fll, ...topList.slice(0, fllEntries)] };
 }
 
 function isCanonical(va: bigint): boolean {
@@ -258,8 +265,10 @@ function walkList(c: Ctx, p2mCr3: bigint, p2mVaddr: bigint, maxPfnIn: bigint): W
   let idxEnd = 0;
   let savedIdx = 0;
   const levels = wide ? 4 : 3;
+  const structureMfns: bigint[] = [];
   for (let level = levels; level > 0; level--) {
     const nPages = idxEnd - idxStart + 1;
+    structureMfns.push(...mfns.slice(0, nPages));
     const ptes = mapFrames(c, mfns.slice(0, nPages), `${nPages} page-table pages of the p2m list`);
     const shift = BigInt(level * 9 + 3);
     idxStart = Number(((p2mVaddr - off) & mask) >> shift);
@@ -291,7 +300,7 @@ function walkList(c: Ctx, p2mCr3: bigint, p2mVaddr: bigint, maxPfnIn: bigint): W
     mfns = next;
     off = p2mVaddr & ((mask >> shift) << shift);
   }
-  return { maxPfn, leafMfns: mfns.slice(0, idxEnd - idxStart + 1) };
+  return { maxPfn, leafMfns: mfns.slice(0, idxEnd - idxStart + 1), structureMfns };
 }
 
 /**
@@ -350,6 +359,7 @@ export function mapGuestP2m(tools: PrivilegedInterface, domid: number): MappedP2
     maxPfn: Number(maxPfn),
     p2mSize,
     leafMfns: walked.leafMfns,
+    structureMfns: walked.structureMfns,
     leafPfns,
     leaves,
     p2mGeneration: useList ? shared.generation : U64,

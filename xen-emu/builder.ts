@@ -608,6 +608,7 @@ function populateAndWrite(xen: Xen, dom: Domain, lay: Layout, memoryPages: numbe
   const top = ptFrames[0]!;
   machine.setPinned(top.mfn, true);
   dom.baseptrMfn = top.mfn;
+  dom.startInfoMfn = mfnOf(lay.startInfoPfn);
 
   const toVa = (masked: number): bigint => (compat ? BigInt(masked) : canonicalVa(BigInt(masked)));
   const vaOfPfnRaw = (pfn: number): bigint | undefined => {

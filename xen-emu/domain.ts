@@ -42,6 +42,11 @@ export class Domain {
   sharedInfoMfn = -1;
   /** Top-level page table of vCPU 0 (`MMUEXT_NEW_BASEPTR`); -1 before the builder sets it. */
   baseptrMfn = -1;
+  /**
+   * vCPU 0's start_info mfn: what a PV guest hands Xen in rdx/edx when it suspends, and what the
+   * saver reads from the vCPU context (`user_regs.rdx`); -1 when none (set by the builder and restore).
+   */
+  startInfoMfn = -1;
   /** x86_64 user-mode top-level table (`MMUEXT_NEW_USER_BASEPTR`), 0 when none. */
   userBaseptrMfn = 0;
   paused = false;

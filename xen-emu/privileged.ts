@@ -11,6 +11,7 @@ import {
   DOMID_SELF,
   EINVAL,
   ENOMEM,
+  XENMEM_decrease_reservation,
   XENMEM_populate_physmap,
   ENOENT,
   ESRCH,
@@ -26,6 +27,7 @@ import type { Domain } from './domain.js';
 import { XlatPfnList } from './hypercalls/memory_op/pfn-list.js';
 import { reservationOp } from './hypercalls/memory_op/reservation.js';
 import { INVALID_M2P, PageType } from './machine.js';
+import { pinTable } from './pagetable.js';
 import type { Xen } from './xen.js';
 
 /** A typed failure of a privileged call: an errno as libxc would report it. */
@@ -172,6 +174,15 @@ export class PrivilegedInterface {
     return this.target(domid).logdirty.clean(pfns);
   }
 
+  /**
+   * The parts of vCPU 0's context (`XEN_DOMCTL_getvcpucontext`) a PV save reads: the top page
+   * table (`ctrlreg[3]`) and the start_info mfn the guest passed when it suspended (`rdx`/`edx`).
+   */
+  vcpuContext(domid: number): { readonly cr3Mfn: number; readonly startInfoMfn: number } {
+    const d = this.target(domid);
+    return { cr3Mfn: d.baseptrMfn, startInfoMfn: d.startInfoMfn };
+  }
+
   pause(domid: number): void {
     this.target(domid).paused = true;
   }
@@ -234,6 +245,44 @@ export class PrivilegedInterface {
       throw new PrivilegedError(ENOMEM, `populated ${done} of ${pfns.length} pfns of domain ${domid}`);
     }
     return pfns.map((_, i) => list.words[2 * i]! + list.words[2 * i + 1]! * 2 ** 32);
+  }
+
+  /**
+   * `XENMEM_decrease_reservation` issued by the toolstack for `domid` (restore freeing a pfn the
+   * stream turned into XTAB): each mfn goes back to Xen; returns how many were released.
+   */
+  releaseFrames(domid: number, mfns: readonly number[]): number {
+    const dom = this.target(domid);
+    const list = new XlatPfnList(0n, mfns.length);
+    mfns.forEach((mfn, i) => {
+      list.words[2 * i] = mfn >>> 0;
+      list.words[2 * i + 1] = Math.floor(mfn / 2 ** 32);
+    });
+    const done = reservationOp(
+      { xen: this.xen, dom },
+      XENMEM_decrease_reservation,
+      0n,
+      { extentStart: 1n, nrExtents: BigInt(mfns.length), extentOrder: 0, memFlags: 0, domid: DOMID_SELF },
+      { list, isNull: false, rangeOk: () => true },
+    );
+    return Number(done);
+  }
+
+  /**
+   * `MMUEXT_PIN_L<level>_TABLE` issued by the toolstack on `domid`'s frame (restore pins every
+   * table the stream marked LPINTAB): Xen validates the table first. Throws with Xen's errno.
+   */
+  pinTable(domid: number, mfn: number, level: 1 | 2 | 3 | 4): void {
+    const dom = this.target(domid);
+    const rc = pinTable(this.xen, dom, dom, mfn, level as PageType);
+    if (rc !== 0) throw new PrivilegedError(-rc, `pinning mfn 0x${mfn.toString(16)} of domain ${domid} as an L${level} table failed (${rc})`);
+  }
+
+  /** `XEN_DOMCTL_setvcpucontext` for vCPU 0 of a restored PV guest: the start_info mfn it resumes with. */
+  setStartInfo(domid: number, mfn: number): void {
+    const d = this.target(domid);
+    if (this.xen.machine.ownerOf(mfn) !== domid) throw new PrivilegedError(EINVAL, `start_info mfn 0x${mfn.toString(16)} is not domain ${domid}'s`);
+    d.startInfoMfn = mfn;
   }
 
   /** Sets vCPU 0's page-table base (`XEN_DOMCTL_setvcpucontext`'s cr3), as restore does. */

@@ -1,0 +1,262 @@
+/**
+ * One live migration, end to end: an emulated guest (guest-emu) boots on a source Xen and runs a
+ * seeded workload; a reference toolstack (toolstack/save.ts) saves it through the privileged
+ * interface while the seeded scheduler interleaves the two; the stream goes in-process (stamps)
+ * and, with `streamFile`, also to a real libxc stream file; a `Restorer` builds the domain on a
+ * destination Xen; the guest resumes there and republishes; then the verdict:
+ *
+ * - `identical`: every pfn's content, the p2m/m2p, and the guest's own p2m walk match the source
+ *   as of the final pass (and, for Remus, every checkpoint matched when it was taken);
+ * - `aborted`: the toolstack stopped cleanly, with its reason; the guest runs on at the source;
+ * - `corrupted`: the first differing pfns, and what differs.
+ *
+ * This composes guest-emu and toolstack, which never import each other (DESIGN.md layers).
+ */
+
+import { X86_32, X86_64, type GuestAbi } from '../abi/index.js';
+import { buildDomain } from '../xen-emu/builder.js';
+import { PrivilegedInterface } from '../xen-emu/privileged.js';
+import { Rng } from '../xen-emu/rng.js';
+import { Scheduler } from '../xen-emu/scheduler.js';
+import { Xen } from '../xen-emu/xen.js';
+import { PvGuest } from '../guest-emu/guest.js';
+import { parseGuestVariant, startInfoFlagsFor } from '../guest-emu/variants.js';
+import { Workload, parseWorkloadRates, formatWorkloadRates } from '../guest-emu/workload.js';
+import { Restorer } from '../toolstack/restore.js';
+import { Saver, type Mechanism, type SaveProgress, type SaveReport, type StrategyName } from '../toolstack/save.js';
+import { EncodingSink, InProcessChannel, TeeSink, type RecordSink } from '../toolstack/stream/sinks.js';
+import type { ByteOutput } from '../toolstack/stream/byte-output.js';
+import { StreamWriter } from '../toolstack/stream/writer.js';
+import { compareDomains, compareGuestP2m, type Comparison, type PfnDifference } from '../toolstack/verify.js';
+
+export type MigrationOutcome = 'identical' | 'aborted' | 'corrupted';
+
+export interface MigrationOptions {
+  readonly abi: GuestAbi;
+  /** A personality or faulty variant name (guest-emu/variants.ts). */
+  readonly guest: string;
+  /** Guest memory in pages (nr_pages). */
+  readonly memoryPages: number;
+  readonly toolstack: StrategyName;
+  /** deep-tracking: the seed's mechanisms to use (default 2, 3, 4). */
+  readonly mechanisms?: readonly Mechanism[];
+  /** The guest's workload (`balloon=1%,writes=50%`), empty for a quiet guest. */
+  readonly workload: string;
+  readonly seed: number;
+  /** Remus/COLO checkpoints (0: a plain live migration). */
+  readonly checkpoints?: number;
+  /** Also write the stream, as real bytes, here (`--stream FILE`). */
+  readonly streamOutput?: ByteOutput;
+  /** Scrub pages before ballooning them out (Linux's default: true). */
+  readonly scrub?: boolean;
+  /** Steps a PAGE_DATA batch takes on the wire (default 8): how much the guest does meanwhile. */
+  readonly stepsPerBatch?: number;
+  /** Guest steps between Remus checkpoints (default 2000). */
+  readonly checkpointInterval?: number;
+  /** Upper bound on scheduler steps (default 50 million): a run that needs more is an error. */
+  readonly maxSteps?: number;
+  /**
+   * Drives the guest instead of the seeded workload (scenarios): a generator of guest steps,
+   * given the guest, the grant peer, its own seeded Rng and the save's progress. The runner
+   * suspends the guest for the toolstack at the first step boundary where no operation is open.
+   */
+  readonly driver?: (world: DriverWorld) => Generator<string, void, undefined>;
+  /** Observers of the source guest and its Xen (conformance rules, trace recording). */
+  readonly observe?: (world: { readonly xen: Xen; readonly guest: PvGuest; readonly peer?: PvGuest }) => void;
+}
+
+export interface DriverWorld {
+  readonly guest: PvGuest;
+  readonly peer: PvGuest | undefined;
+  readonly rng: Rng;
+  readonly progress: SaveProgress;
+  readonly xen: Xen;
+}
+
+export interface CheckpointVerdict {
+  readonly checkpoint: number;
+  readonly differing: number;
+  readonly first: readonly PfnDifference[];
+}
+
+export interface MigrationResult {
+  readonly outcome: MigrationOutcome;
+  /** Why the toolstack aborted, or what made the result corrupted in one line. */
+  readonly reason?: string;
+  readonly seed: number;
+  readonly save: SaveReport;
+  readonly differing: number;
+  readonly differingPfns: readonly PfnDifference[];
+  readonly checkpoints: readonly CheckpointVerdict[];
+  readonly steps: number;
+  readonly workload: string;
+  readonly guestOperations: Readonly<Record<string, number>>;
+}
+
+/** Bad options for a migration: one line, for the CLI. */
+export class MigrationConfigError extends Error {
+  override name = 'MigrationConfigError';
+}
+
+export function abiByName(name: string): GuestAbi {
+  if (name === 'x86_64') return X86_64;
+  if (name === 'x86_32') return X86_32;
+  throw new MigrationConfigError(`unknown arch "${name}"; valid: x86_32, x86_64`);
+}
+
+/** Headroom above nr_pages the guest may balloon and grow into. */
+function maxPagesFor(memoryPages: number): number {
+  return memoryPages + Math.max(1024, Math.ceil(memoryPages / 8));
+}
+
+export function runMigration(o: MigrationOptions): MigrationResult {
+  if (!Number.isInteger(o.memoryPages) || o.memoryPages < 2048) throw new MigrationConfigError(`guest memory of ${o.memoryPages} pages is too small (at least 8 MiB)`);
+  const variant = parseGuestVariant(o.guest);
+  const rates = parseWorkloadRates(o.workload);
+  const maxPages = maxPagesFor(o.memoryPages);
+  // Room for the guest, its growth, the grant peer and Xen's own frames.
+  const machinePages = maxPages * 2 + (1 << 15);
+  const srcXen = new Xen({ maxPage: machinePages });
+  const dstXen = new Xen({ maxPage: machinePages });
+
+  const built = buildDomain(srcXen, { abi: o.abi, memoryPages: o.memoryPages, maxPages, flags: startInfoFlagsFor(variant.personality) });
+  const guest = PvGuest.start(built, srcXen, { variant, scrub: o.scrub ?? true });
+  let peer: PvGuest | undefined;
+  if (rates.grants > 0 || o.driver) {
+    const peerBuilt = buildDomain(srcXen, { abi: X86_64, memoryPages: 1400, maxPages: 1400, flags: startInfoFlagsFor('linear') });
+    peer = PvGuest.start(peerBuilt, srcXen, {});
+  }
+  o.observe?.({ xen: srcXen, guest, ...(peer ? { peer } : {}) });
+  const workload = new Workload(guest, { rates, seed: Rng.derive(o.seed, 1), ...(peer ? { peer } : {}) });
+
+  const srcTools = new PrivilegedInterface(srcXen);
+  const dstTools = new PrivilegedInterface(dstXen);
+  const dstDomid = dstTools.createDomain(o.abi, maxPages).domid;
+  const checkpointVerdicts: CheckpointVerdict[] = [];
+  const src = { tools: srcTools, domid: guest.domid };
+  let restorer!: Restorer;
+  const dst = (): { tools: PrivilegedInterface; domid: number; restorer: Restorer } => ({ tools: dstTools, domid: dstDomid, restorer });
+  restorer = new Restorer(dstTools, dstDomid, (n) => {
+    // The secondary applied checkpoint n; the primary is still suspended at it.
+    const c = compareDomains(src, dst(), { stage: 'checkpoint' });
+    checkpointVerdicts.push({ checkpoint: n, differing: c.differing, first: c.first });
+  });
+  const inProcess = new InProcessChannel(restorer);
+  const sink: RecordSink = o.streamOutput ? new TeeSink(inProcess, new EncodingSink(o.streamOutput)) : inProcess;
+  const checkpoints = o.checkpoints ?? 0;
+  const writer = new StreamWriter(sink, { streamType: checkpoints > 0 ? 'checkpointed' : 'plain', maxVcpus: 1 });
+
+  const scheduler = new Scheduler(new Rng(Rng.derive(o.seed, 2)), { traceLimit: 0 });
+  let runs = 0;
+  let saverRef: Saver | undefined;
+  const driverRng = new Rng(Rng.derive(o.seed, 3));
+  let driverSteps: Generator<string, void, undefined> | undefined;
+  function* driven(): Generator<string, void, undefined> {
+    // The driver's steps until the toolstack asks for a suspend at a quiescent point.
+    for (;;) {
+      if (guest.suspendRequested && guest.operationInProgress === undefined) {
+        yield* guest.suspend();
+        return;
+      }
+      const r = driverSteps!.next();
+      yield r.done ? 'idle' : r.value;
+    }
+  }
+  const startWorkload = (): void => {
+    if (o.driver) {
+      driverSteps ??= o.driver({ guest, peer, rng: driverRng, progress: saverRef!.progress, xen: srcXen });
+      scheduler.add(`guest-${runs++}`, driven());
+    } else scheduler.add(`guest-${runs++}`, workload.run());
+  };
+  const interval = o.checkpointInterval ?? 2000;
+  const saver = new Saver(
+    srcTools,
+    guest.domid,
+    writer,
+    {
+      *suspend() {
+        guest.requestSuspend();
+        while (!guest.suspended) yield 'toolstack: waiting for the guest to suspend';
+      },
+      *resumeBetweenCheckpoints() {
+        yield* guest.resume({ cancelled: true });
+        startWorkload();
+        for (let i = 0; i < interval; i++) yield 'toolstack: the guest runs between checkpoints';
+      },
+    },
+    {
+      strategy: o.toolstack,
+      ...(o.mechanisms ? { mechanisms: o.mechanisms } : {}),
+      checkpoints,
+      stepsPerBatch: o.stepsPerBatch ?? 8,
+    },
+  );
+  saverRef = saver;
+  startWorkload();
+  scheduler.add('toolstack', saver.run());
+  const maxSteps = o.maxSteps ?? 50_000_000;
+  const steps = scheduler.run(maxSteps, () => scheduler.isDone('toolstack'));
+  if (!scheduler.isDone('toolstack')) throw new Error(`the migration did not finish within ${maxSteps} steps`);
+  const save = scheduler.resultOf('toolstack') as SaveReport;
+
+  const base = {
+    seed: o.seed,
+    save,
+    checkpoints: checkpointVerdicts,
+    steps,
+    workload: formatWorkloadRates(rates),
+    guestOperations: { ...guest.stats.operations },
+  };
+  if (save.outcome === 'aborted') {
+    // libxl resumes the guest where it was (a cancelled suspend) and the destination is discarded.
+    if (guest.suspended) finishSteps(guest.resume({ cancelled: true }));
+    return { ...base, outcome: 'aborted', reason: save.reason ?? 'aborted', differing: 0, differingPfns: [] };
+  }
+
+  // Remus: the primary "fails" after its last checkpoint and the secondary takes over.
+  if (!restorer.completed) restorer.complete();
+  const completion = restorer.failure ? `the restore failed: ${restorer.failure.message}` : undefined;
+  const memory: Comparison = compareDomains(src, dst(), { stage: completion ? 'checkpoint' : 'final' });
+  let walk: Comparison | undefined;
+  let resumeProblem: string | undefined;
+  if (!completion) {
+    try {
+      finishSteps(guest.resume({ xen: dstXen, domid: dstDomid }));
+      walk = compareGuestP2m(dst());
+    } catch (err) {
+      resumeProblem = `the guest failed to resume on the destination: ${err instanceof Error ? err.message : String(err)}`;
+    }
+  }
+  const badCheckpoint = checkpointVerdicts.find((c) => c.differing > 0);
+  const differingPfns = mergeDifferences(memory.first, walk?.first ?? [], badCheckpoint?.first ?? []);
+  const differing = memory.differing + (walk?.differing ?? 0) + (badCheckpoint?.differing ?? 0);
+  const problem = completion ?? memory.problem ?? resumeProblem ?? walk?.problem;
+  if (differing === 0 && problem === undefined) return { ...base, outcome: 'identical', differing: 0, differingPfns: [] };
+  const reason =
+    problem ??
+    (badCheckpoint && memory.differing === 0 && (walk?.differing ?? 0) === 0
+      ? `checkpoint ${badCheckpoint.checkpoint}: ${badCheckpoint.differing} pfns differ`
+      : `${differing} pfns differ; first: ${differingPfns[0]?.detail ?? '?'}`);
+  return { ...base, outcome: 'corrupted', reason, differing, differingPfns };
+}
+
+function mergeDifferences(...lists: (readonly PfnDifference[])[]): PfnDifference[] {
+  const seen = new Set<string>();
+  const out: PfnDifference[] = [];
+  for (const list of lists) {
+    for (const d of list) {
+      const key = `${d.pfn}:${d.kind}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      out.push(d);
+    }
+  }
+  return out.sort((a, b) => a.pfn - b.pfn).slice(0, 20);
+}
+
+function finishSteps<T>(gen: Generator<string, T, undefined>): T {
+  for (;;) {
+    const r = gen.next();
+    if (r.done) return r.value;
+  }
+}

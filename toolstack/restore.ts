@@ -1,0 +1,421 @@
+/**
+ * The restore side of a migration of an x86 PV guest (libxc `xg_sr_restore.c` and
+ * `xg_sr_restore_x86_pv.c`), through the privileged interface of the receiving Xen only. A
+ * `Restorer` is a `RecordSink`: the stream reader (a real byte stream) or the in-process channel
+ * (stamps for page contents) feeds it the records that passed the restore rules, and it builds the
+ * domain: populates per PAGE_DATA, localises page tables (pfn → mfn), frees a pfn that became XTAB
+ * (stock libxc cannot, reference §1.9), and at the end of the stream writes start_info, pins the
+ * page tables, writes the guest's p2m frames from its own p2m and applies the shared_info rules.
+ *
+ * Remus/COLO: after the first CHECKPOINT, records are buffered and applied only when the next
+ * CHECKPOINT arrives, so a failover always resumes the last complete checkpoint.
+ */
+
+import {
+  PAGE_SIZE,
+  XEN_DOMCTL_PFINFO_BROKEN,
+  XEN_DOMCTL_PFINFO_LPINTAB,
+  XEN_DOMCTL_PFINFO_LTAB_SHIFT,
+  XEN_DOMCTL_PFINFO_LTABTYPE_MASK,
+  XEN_DOMCTL_PFINFO_NOTAB,
+  XEN_DOMCTL_PFINFO_XALLOC,
+  XEN_DOMCTL_PFINFO_XTAB,
+  _PAGE_PRESENT,
+  PTE_FRAME_MASK,
+  shared_info,
+  start_info,
+  type GuestAbi,
+} from '../abi/index.js';
+import { PrivilegedError, type PrivilegedInterface } from '../xen-emu/privileged.js';
+import type { DomainHeader } from './stream/domain-header.js';
+import type { ImageHeader } from './stream/image-header.js';
+import { pageTypeHasData, type PageDataEntry } from './stream/page-data.js';
+import {
+  REC_TYPE_CHECKPOINT,
+  REC_TYPE_END,
+  REC_TYPE_PAGE_DATA,
+  REC_TYPE_SHARED_INFO,
+  REC_TYPE_X86_PV_INFO,
+  REC_TYPE_X86_PV_P2M_FRAMES,
+  REC_TYPE_X86_PV_VCPU_BASIC,
+} from './stream/record-types.js';
+import type { StreamRecord } from './stream/records.js';
+import type { RecordSink } from './stream/sinks.js';
+import { decodeVcpuBasic } from './vcpu-context.js';
+
+/** A stream that cannot be restored into the domain (beyond what the stream rules catch). */
+export class RestoreError extends Error {
+  override name = 'RestoreError';
+  constructor(
+    message: string,
+    readonly pfn?: number,
+  ) {
+    super(message);
+  }
+}
+
+const NO_MFN = 0xffffffff;
+const NOT_SENT = 0xffffffff;
+
+export interface RestoreStats {
+  /** pfns populated (a pfn freed and populated again counts twice). */
+  populated: number;
+  /** pfns freed because the stream turned them into XTAB. */
+  freed: number;
+  /** Pages written with data. */
+  pagesWritten: number;
+  checkpoints: number;
+}
+
+export class Restorer implements RecordSink {
+  readonly abi: GuestAbi;
+  private readonly width: 4 | 8;
+  private readonly fpp: number;
+  /** pfn → mfn of the receiving domain (NO_MFN when unpopulated). */
+  private p2m = new Uint32Array(0);
+  /** pfn → the type it was last sent with (NOT_SENT when never). */
+  private types = new Uint32Array(0);
+  private maxPfn = -1;
+  /** The frame list: pfn of each p2m frame, in p2m order. */
+  private p2mPfns: number[] = [];
+  private sharedInfoPage: Uint8Array | undefined;
+  private vcpuBasic: Uint8Array | undefined;
+  /** Remus: records of the checkpoint being received, applied at its CHECKPOINT. */
+  private buffered: StreamRecord[] | undefined;
+  private done = false;
+  /** Why the restore gave up, if it did, and at which stream offset. */
+  failure: RestoreError | undefined;
+  failureOffset: number | undefined;
+  /** Populated pfns whose last word in the stream was XTAB. */
+  private readonly xtabPopulated = new Set<number>();
+  readonly stats: RestoreStats = { populated: 0, freed: 0, pagesWritten: 0, checkpoints: 0 };
+
+  constructor(
+    readonly tools: PrivilegedInterface,
+    /** The domain the toolstack created for the incoming guest (libxl creates it before restore). */
+    readonly domid: number,
+    /** Called after each CHECKPOINT is applied (Remus): the secondary is consistent here. */
+    private readonly onCheckpoint?: (n: number) => void,
+  ) {
+    this.abi = tools.domainInfo(domid).abi;
+    this.width = this.abi.wordSize as 4 | 8;
+    this.fpp = PAGE_SIZE / this.width;
+  }
+
+  get completed(): boolean {
+    return this.done;
+  }
+
+  /** The highest pfn the stream described. */
+  get highestPfn(): number {
+    return this.maxPfn;
+  }
+
+  /** The receiver's p2m entry of `pfn`: its mfn, or undefined when unpopulated. */
+  mfnOf(pfn: number): number | undefined {
+    const m = pfn >= 0 && pfn < this.p2m.length ? this.p2m[pfn]! : NO_MFN;
+    return m === NO_MFN ? undefined : m;
+  }
+
+  /** The type `pfn` was last sent with, or undefined. */
+  typeOf(pfn: number): number | undefined {
+    const t = pfn >= 0 && pfn < this.types.length ? this.types[pfn]! : NOT_SENT;
+    return t === NOT_SENT ? undefined : t;
+  }
+
+  /** The frame list as last received. */
+  get frameList(): readonly number[] {
+    return this.p2mPfns;
+  }
+
+  headers(_image: ImageHeader, _domain: DomainHeader): void {
+    // The stream rules have checked both headers; nothing to apply.
+  }
+
+  /**
+   * Applies one record. A failure (a stream the domain cannot be built from, or Xen refusing a
+   * step, e.g. a page table that no longer validates) is kept as `failure`, and the rest of the
+   * stream is ignored: the receiver gives up, as libxc's restore does, without taking the sender
+   * down with it (in-process, the sender's write would otherwise throw).
+   */
+  record(rec: StreamRecord, offset: number): void {
+    if (this.failure) return;
+    try {
+      this.receive(rec);
+    } catch (err) {
+      if (!(err instanceof RestoreError) && !(err instanceof PrivilegedError)) throw err;
+      this.failure = err instanceof RestoreError ? err : new RestoreError(err.message);
+      this.failureOffset = offset;
+    }
+  }
+
+  private receive(rec: StreamRecord): void {
+    if (this.done) throw new RestoreError('record after the restore completed');
+    if (rec.type === REC_TYPE_CHECKPOINT) {
+      const pending = this.buffered ?? [];
+      this.buffered = [];
+      for (const r of pending) this.apply(r);
+      this.releaseXtabPfns();
+      this.stats.checkpoints++;
+      this.onCheckpoint?.(this.stats.checkpoints);
+      return;
+    }
+    if (rec.type === REC_TYPE_END) {
+      if (this.buffered) for (const r of this.buffered.splice(0)) this.apply(r);
+      this.completeRestore();
+      return;
+    }
+    if (this.buffered) this.buffered.push(rec);
+    else this.apply(rec);
+  }
+
+  private apply(rec: StreamRecord): void {
+    switch (rec.type) {
+      case REC_TYPE_X86_PV_INFO:
+        if (rec.guest_width !== this.width) {
+          throw new RestoreError(`the stream's guest is ${rec.guest_width * 8}-bit, the receiving domain ${this.width * 8}-bit`);
+        }
+        return;
+      case REC_TYPE_X86_PV_P2M_FRAMES: {
+        this.expand(rec.p2m_end_pfn);
+        const first = Math.floor(rec.p2m_start_pfn / this.fpp);
+        rec.p2m_pfns.forEach((pfn, i) => {
+          this.p2mPfns[first + i] = pfn;
+        });
+        return;
+      }
+      case REC_TYPE_PAGE_DATA:
+        this.pageData(rec.entries);
+        return;
+      case REC_TYPE_SHARED_INFO:
+        this.sharedInfoPage = rec.page.slice();
+        return;
+      case REC_TYPE_X86_PV_VCPU_BASIC:
+        if (rec.vcpu_id === 0 && rec.context.length > 0) this.vcpuBasic = rec.context.slice();
+        return;
+      default:
+        // TSC info, the other vcpu records, CPU policies: nothing the emulated Xen models.
+        return;
+    }
+  }
+
+  private expand(endPfn: number): void {
+    if (endPfn <= this.maxPfn) return;
+    const size = endPfn + 1;
+    if (size > this.p2m.length) {
+      const cap = Math.max(size, Math.min(this.p2m.length * 2, 2 ** 32));
+      const p2m = new Uint32Array(cap).fill(NO_MFN);
+      p2m.set(this.p2m);
+      const types = new Uint32Array(cap).fill(NOT_SENT);
+      types.set(this.types);
+      this.p2m = p2m;
+      this.types = types;
+    }
+    this.maxPfn = endPfn;
+  }
+
+  private populate(pfns: readonly number[]): void {
+    const fresh = [...new Set(pfns.filter((pfn) => this.p2m[pfn] === NO_MFN))];
+    if (fresh.length === 0) return;
+    const mfns = this.tools.populatePhysmap(this.domid, fresh);
+    fresh.forEach((pfn, i) => {
+      this.p2m[pfn] = mfns[i]!;
+    });
+    this.stats.populated += fresh.length;
+  }
+
+  private pageData(entries: readonly PageDataEntry[]): void {
+    for (const e of entries) {
+      if (e.pfn > this.maxPfn) throw new RestoreError(`pfn 0x${e.pfn.toString(16)} outside domain maximum (0x${this.maxPfn.toString(16)})`, e.pfn);
+    }
+    // Types that need memory are populated first, in one call per record (libxc `populate_pfns`).
+    this.populate(entries.filter((e) => pageTypeHasData(e.type) || e.type === XEN_DOMCTL_PFINFO_XALLOC).map((e) => e.pfn));
+    for (const e of entries) {
+      this.types[e.pfn] = e.type >>> 0;
+      if (e.type === XEN_DOMCTL_PFINFO_XTAB || e.type === XEN_DOMCTL_PFINFO_BROKEN) {
+        // No frame on the sender, for now: a ballooned-out pfn, or one deferred to a later pass.
+        // Only the last word counts, so the frame is freed when the state is whole (see below).
+        if (this.p2m[e.pfn] !== NO_MFN) this.xtabPopulated.add(e.pfn);
+        continue;
+      }
+      this.xtabPopulated.delete(e.pfn);
+      if (!pageTypeHasData(e.type) || e.content === undefined) continue;
+      const mfn = this.p2m[e.pfn]!;
+      const level = (e.type & XEN_DOMCTL_PFINFO_LTABTYPE_MASK) >>> XEN_DOMCTL_PFINFO_LTAB_SHIFT;
+      if (level !== 0) {
+        if (!('bytes' in e.content)) throw new RestoreError(`page-table pfn 0x${e.pfn.toString(16)} arrived as a content stamp`, e.pfn);
+        this.tools.writeFrame(this.domid, mfn, { bytes: this.localise(e.content.bytes, level, e.pfn) });
+      } else {
+        this.tools.writeFrame(this.domid, mfn, e.content);
+      }
+      this.stats.pagesWritten++;
+    }
+  }
+
+  /**
+   * Frees every populated pfn whose last word in the stream was XTAB: the sender has no frame
+   * for it (it was ballooned out after it was sent). Stock libxc never does this (reference
+   * §1.9); it is safe only once the state is whole — at the end of the stream or at a
+   * checkpoint — because a live pass also sends XTAB for pfns it merely deferred, and page tables
+   * already localised may still name their frames until the resend.
+   */
+  private releaseXtabPfns(): void {
+    if (this.xtabPopulated.size === 0) return;
+    const release = [...this.xtabPopulated].sort((a, b) => a - b);
+    const mfns = release.map((pfn) => this.p2m[pfn]!);
+    const freed = this.tools.releaseFrames(this.domid, mfns);
+    if (freed !== release.length) throw new RestoreError(`freed ${freed} of ${release.length} frames turned XTAB`, release[freed]);
+    for (const pfn of release) this.p2m[pfn] = NO_MFN;
+    this.stats.freed += release.length;
+    this.xtabPopulated.clear();
+  }
+
+  /** libxc `localise_pagetable`: each present entry's pfn becomes our mfn, populating it if needed. */
+  private localise(bytes: Uint8Array, level: number, pfn: number): Uint8Array {
+    const out = bytes.slice();
+    const view = new DataView(out.buffer, out.byteOffset, PAGE_SIZE);
+    const targets: number[] = [];
+    for (let i = 0; i < PAGE_SIZE / 8; i++) {
+      const pte = view.getBigUint64(i * 8, true);
+      if ((pte & _PAGE_PRESENT) === 0n) continue;
+      const target = Number((pte & PTE_FRAME_MASK) >> 12n);
+      if (target > this.maxPfn) {
+        throw new RestoreError(`L${level} page table pfn 0x${pfn.toString(16)} entry ${i} names pfn 0x${target.toString(16)}, beyond max_pfn 0x${this.maxPfn.toString(16)}`, pfn);
+      }
+      targets.push(target);
+    }
+    this.populate(targets);
+    for (let i = 0; i < PAGE_SIZE / 8; i++) {
+      const pte = view.getBigUint64(i * 8, true);
+      if ((pte & _PAGE_PRESENT) === 0n) continue;
+      const mfn = this.p2m[Number((pte & PTE_FRAME_MASK) >> 12n)]!;
+      view.setBigUint64(i * 8, (pte & ~PTE_FRAME_MASK) | (BigInt(mfn) << 12n), true);
+    }
+    return out;
+  }
+
+  /**
+   * The end of the stream (libxc `x86_pv_stream_complete`), or a Remus failover: vCPU 0's
+   * context, start_info, page-table pins, the guest's p2m frames, shared_info.
+   */
+  complete(): void {
+    if (this.done || this.failure) return;
+    try {
+      this.completeRestore();
+    } catch (err) {
+      if (!(err instanceof RestoreError) && !(err instanceof PrivilegedError)) throw err;
+      this.failure = err instanceof RestoreError ? err : new RestoreError(err.message);
+    }
+  }
+
+  private completeRestore(): void {
+    if (!this.vcpuBasic) throw new RestoreError('no X86_PV_VCPU_BASIC record for vcpu0');
+    if (!this.sharedInfoPage) throw new RestoreError('no SHARED_INFO record');
+    const ctx = decodeVcpuBasic(this.abi, this.vcpuBasic);
+    this.releaseXtabPfns();
+    const levels = this.width === 8 ? 4 : 3;
+
+    // start_info: its pfn must be a plain page we have; the rings' pfns become our mfns.
+    const startInfoMfn = this.plainFrame(ctx.startInfoPfn, 'start_info (vcpu0 rdx/edx)');
+    const si = Buffer.from(this.readFrame(startInfoMfn));
+    const word = this.width;
+    const getWord = (off: number): number => Number(word === 8 ? si.readBigUInt64LE(off) : BigInt(si.readUInt32LE(off)));
+    const setWord = (off: number, v: number | bigint): void => {
+      if (word === 8) si.writeBigUInt64LE(BigInt(v), off);
+      else si.writeUInt32LE(Number(v), off);
+    };
+    for (const field of ['store_mfn', 'console.domU.mfn'] as const) {
+      const off = start_info.offsetOf(this.abi, field);
+      const pfn = getWord(off);
+      const mfn = this.mfnOf(pfn);
+      if (mfn === undefined) throw new RestoreError(`start_info.${field} names pfn 0x${pfn.toString(16)}, which the stream did not populate`, pfn);
+      setWord(off, mfn);
+    }
+    setWord(start_info.offsetOf(this.abi, 'nr_pages'), this.maxPfn + 1);
+    setWord(start_info.offsetOf(this.abi, 'shared_info'), BigInt(this.tools.domainInfo(this.domid).sharedInfoMfn) * BigInt(PAGE_SIZE));
+    si.writeUInt32LE(0, start_info.offsetOf(this.abi, 'flags'));
+    this.tools.writeFrame(this.domid, startInfoMfn, { bytes: new Uint8Array(si.buffer, si.byteOffset, PAGE_SIZE) });
+    this.tools.setStartInfo(this.domid, startInfoMfn);
+
+    // Pin every table the sender had pinned (libxc `pin_pagetables`), then the base pointer.
+    for (let pfn = 0; pfn <= this.maxPfn; pfn++) {
+      const type = this.types[pfn]!;
+      // L1TAB_PIN..L4TAB_PIN only: XTAB, XALLOC and BROKEN also have the top bit set.
+      const level = (type & XEN_DOMCTL_PFINFO_LTABTYPE_MASK) >>> XEN_DOMCTL_PFINFO_LTAB_SHIFT;
+      if (type === NOT_SENT || (type & XEN_DOMCTL_PFINFO_LPINTAB) === 0 || level < 1 || level > 4 || !pageTypeHasData(type)) continue;
+      const mfn = this.mfnOf(pfn);
+      if (mfn === undefined) throw new RestoreError(`pinned table pfn 0x${pfn.toString(16)} is not populated`, pfn);
+      try {
+        this.tools.pinTable(this.domid, mfn, level as 1 | 2 | 3 | 4);
+      } catch (err) {
+        if (!(err instanceof PrivilegedError)) throw err;
+        throw new RestoreError(`Xen refused to pin pfn 0x${pfn.toString(16)} as an L${level} table (errno ${err.errno}): a table under it names a frame the stream left unfilled, freed, or typed otherwise`, pfn);
+      }
+    }
+    const cr3Type = this.typeOf(ctx.cr3Pfn);
+    const cr3Mfn = this.mfnOf(ctx.cr3Pfn);
+    if (cr3Mfn === undefined || cr3Type === undefined || (cr3Type & XEN_DOMCTL_PFINFO_LTABTYPE_MASK) >>> XEN_DOMCTL_PFINFO_LTAB_SHIFT !== levels) {
+      throw new RestoreError(`vcpu0 cr3 pfn 0x${ctx.cr3Pfn.toString(16)} is not an L${levels} table`, ctx.cr3Pfn);
+    }
+    this.tools.setBaseptr(this.domid, cr3Mfn);
+
+    this.updateGuestP2m();
+    this.writeSharedInfo();
+    this.done = true;
+  }
+
+  private plainFrame(pfn: number, what: string): number {
+    const mfn = this.mfnOf(pfn);
+    const type = this.typeOf(pfn);
+    if (mfn === undefined || type !== XEN_DOMCTL_PFINFO_NOTAB) throw new RestoreError(`${what} pfn 0x${pfn.toString(16)} is not a populated plain page`, pfn);
+    return mfn;
+  }
+
+  private readFrame(mfn: number): Uint8Array {
+    const { pages } = this.tools.mapForeign(this.domid, [mfn]);
+    if (!pages[0]) throw new RestoreError(`cannot map mfn 0x${mfn.toString(16)} of domain ${this.domid}`);
+    return pages[0].slice();
+  }
+
+  /** libxc `update_guest_p2m`: our p2m, at guest width, over the guest's p2m frames. */
+  private updateGuestP2m(): void {
+    const frames = Math.floor(this.maxPfn / this.fpp) + 1;
+    for (let x = 0; x < frames; x++) {
+      const pfn = this.p2mPfns[x];
+      if (pfn === undefined) throw new RestoreError(`p2m frame ${x} was never named by X86_PV_P2M_FRAMES`);
+      const mfn = this.plainFrame(pfn, `p2m frame ${x}`);
+      const bytes = new Uint8Array(PAGE_SIZE);
+      const dv = new DataView(bytes.buffer);
+      for (let k = 0; k < this.fpp; k++) {
+        const p = x * this.fpp + k;
+        const m = p <= this.maxPfn ? this.p2m[p]! : NO_MFN;
+        if (this.width === 8) dv.setBigUint64(k * 8, m === NO_MFN ? 0xffffffffffffffffn : BigInt(m), true);
+        else dv.setUint32(k * 4, m, true);
+      }
+      this.tools.writeFrame(this.domid, mfn, { bytes });
+    }
+  }
+
+  /** libxc `x86_pv_process_record_shared_info` rules: vcpu_info and arch copied, fll 0, events masked. */
+  private writeSharedInfo(): void {
+    const abi = this.abi;
+    const info = this.tools.domainInfo(this.domid);
+    const page = this.tools.sharedInfo(this.domid).slice();
+    const received = this.sharedInfoPage!;
+    const vcpuEnd = shared_info.offsetOf(abi, 'evtchn_pending');
+    page.set(received.subarray(0, vcpuEnd), 0);
+    const archAt = shared_info.offsetOf(abi, 'arch');
+    page.set(received.subarray(archAt, shared_info.sizeOf(abi)), archAt);
+    const view = new DataView(page.buffer, page.byteOffset, PAGE_SIZE);
+    const fll = shared_info.offsetOf(abi, 'arch.pfn_to_mfn_frame_list_list');
+    for (let i = 0; i < this.width; i++) view.setUint8(fll + i, 0);
+    const pending = shared_info.offsetOf(abi, 'evtchn_pending');
+    const mask = shared_info.offsetOf(abi, 'evtchn_mask');
+    page.fill(0, pending, mask);
+    page.fill(0xff, mask, mask + (mask - pending));
+    const vcpuSize = shared_info.offsetOf(abi, 'vcpu_info[1]') - shared_info.offsetOf(abi, 'vcpu_info[0]');
+    const selAt = shared_info.offsetOf(abi, 'vcpu_info[0].evtchn_pending_sel');
+    for (let v = 0; v < 32; v++) page.fill(0, selAt + v * vcpuSize, selAt + v * vcpuSize + this.width);
+    this.tools.writeFrame(this.domid, info.sharedInfoMfn, { bytes: page });
+  }
+}

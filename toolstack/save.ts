@@ -1,0 +1,735 @@
+/**
+ * The save side of a live migration of an x86 PV guest, as libxc's `xg_sr_save.c` and
+ * `xg_sr_save_x86_pv.c` do it, through the privileged interface only (design decision 6), with
+ * the reaction to p2m changes chosen by a strategy (DESIGN.md, "Reference toolstack strategies"):
+ *
+ * - `map-once` (Xen 4.6): maps the p2m once and never looks at it again.
+ * - `abort-on-change` (Xen 4.7+): list mode compares `p2m_generation` at the start of every
+ *   checkpoint and after every pass while the save is live, and aborts when it moved; tree mode
+ *   and Remus checkpoints after the first are never checked.
+ * - `deep-tracking` (the seed's options 2+3+4, each separable): keeps the p2m as last sent and
+ *   diffs dirty p2m frames (2); in tree mode re-reads the fll and remaps when the fll or a dirty
+ *   top/mid frame says the leaves moved (3; without 2, every pfn of a dirty leaf is resent); in
+ *   list mode waits for an even generation and remaps by walking `p2m_cr3` when it moved (4);
+ *   pfns whose p2m and m2p disagree are deferred to the final pass, where a disagreement aborts
+ *   naming the pfn; `X86_PV_P2M_FRAMES` goes again when the frame list moves or grows.
+ *
+ * The save is a party of the deterministic scheduler (xen-emu/scheduler.ts): every PAGE_DATA
+ * batch is one step, so the guest's operations interleave with the save down to single stores.
+ */
+
+import {
+  PAGE_SIZE,
+  XEN_DOMCTL_PFINFO_LTAB_SHIFT,
+  XEN_DOMCTL_PFINFO_LTABTYPE_MASK,
+  XEN_DOMCTL_PFINFO_XTAB,
+  _PAGE_PRESENT,
+  _PAGE_PSE,
+  PTE_FRAME_MASK,
+  shared_info,
+  type GuestAbi,
+} from '../abi/index.js';
+import { INVALID_M2P } from '../xen-emu/machine.js';
+import type { PrivilegedInterface } from '../xen-emu/privileged.js';
+import type { StepLabel } from '../xen-emu/scheduler.js';
+import { P2mMapError, mapGuestP2m, type MappedP2m } from './p2m-map.js';
+import { pageTypeHasData, type PageDataEntry } from './stream/page-data.js';
+import type { StreamWriter } from './stream/writer.js';
+import { REC_TYPE_X86_PV_VCPU_BASIC } from './stream/record-types.js';
+import { encodeVcpuBasic } from './vcpu-context.js';
+
+export const STRATEGIES = ['map-once', 'abort-on-change', 'deep-tracking'] as const;
+export type StrategyName = (typeof STRATEGIES)[number];
+
+/** The seed's options: 2 deep p2m dirty tracking, 3 eager tree checks, 4 the generation counter. */
+export const MECHANISMS = [2, 3, 4] as const;
+export type Mechanism = (typeof MECHANISMS)[number];
+
+/** What a save asks of whoever runs the guest (libxl's callbacks to libxc). */
+export interface SaveCallbacks {
+  /** Suspends the guest (`suspend` callback): yields steps until it has stopped at a quiescent point. */
+  suspend(): Generator<StepLabel, void, undefined>;
+  /**
+   * Remus/COLO, between checkpoints (`postcopy` + `checkpoint` callbacks): resumes the guest
+   * (a cancelled suspend) and lets it run; yields steps while it runs.
+   */
+  resumeBetweenCheckpoints?(checkpoint: number): Generator<StepLabel, void, undefined>;
+}
+
+export interface SaveOptions {
+  readonly strategy: StrategyName;
+  /** deep-tracking only: which of the seed's mechanisms are on (default all three). */
+  readonly mechanisms?: readonly Mechanism[];
+  /** Live passes after the first full one before the guest is suspended (libxc: max_iterations 5). */
+  readonly maxLiveRounds?: number;
+  /** Fewer dirty pfns than this ends the live phase early (libxc: dirty_threshold 50). */
+  readonly dirtyThreshold?: number;
+  /** Remus/COLO: checkpoints to send (each ends with CHECKPOINT, the stream has no END); 0 = plain. */
+  readonly checkpoints?: number;
+  /** pfns per PAGE_DATA record (libxc's MAX_BATCH_SIZE, 1024). */
+  readonly batchSize?: number;
+  /** Steps a batch takes (>= 1): how long the guest runs while a batch is on the wire. */
+  readonly stepsPerBatch?: number;
+  /**
+   * Whether the domain is controller-paused for the final pass. libxl only suspends the guest,
+   * so libxc's "fatal when paused" page-table check stays EAGAIN there (reference §1.4 caveat);
+   * default: paused for deep-tracking, not for the upstream strategies.
+   */
+  readonly pauseForFinalPass?: boolean;
+  /** Steps to wait for an even generation before giving up (deep-tracking list mode). */
+  readonly generationWaitSteps?: number;
+}
+
+/** One send pass, as the human and JSON reports show it. */
+export interface SaveRound {
+  readonly round: number;
+  readonly checkpoint: number;
+  readonly kind: 'full' | 'live' | 'final';
+  /** pfns the pass sent (data and XTAB). */
+  readonly pfns: number;
+  /** pfns in the pass only because a p2m change was detected (not dirty, not deferred). */
+  readonly resentP2m: number;
+  /** pfns deferred by this pass (INVALID entry, p2m/m2p mismatch, page table not normalisable yet). */
+  readonly deferred: number;
+}
+
+export interface SaveReport {
+  readonly strategy: StrategyName;
+  readonly mechanisms: readonly Mechanism[];
+  readonly outcome: 'completed' | 'aborted';
+  /** Why the save aborted, in libxc's words where libxc has them. */
+  readonly reason?: string;
+  /** The pfn named by an abort, when there is one. */
+  readonly pfn?: number;
+  readonly source: 'tree' | 'list' | undefined;
+  readonly rounds: number;
+  readonly roundLog: readonly SaveRound[];
+  /** Pages sent with data, resends counted again. */
+  readonly pagesSent: number;
+  /** pfns sent as XTAB. */
+  readonly xtabSent: number;
+  /** pfns sent because a p2m change was detected, not because logdirty or deferral said so. */
+  readonly resentP2m: number;
+  readonly p2mFramesRecords: number;
+  readonly remaps: number;
+  readonly checkpoints: number;
+}
+
+/** An abort of the save: the reason, and the pfn when one is to blame. */
+export class SaveAborted extends Error {
+  override name = 'SaveAborted';
+  constructor(
+    message: string,
+    readonly pfn?: number,
+  ) {
+    super(message);
+  }
+}
+
+const INVALID = -1;
+const U32 = 0xffffffff;
+
+/** Where a pfn's bit lives in a logdirty-style bitmap. */
+function testBit(bitmap: Bitmap, pfn: number): boolean {
+  return ((bitmap[pfn >>> 5] ?? 0) & (1 << (pfn & 31))) !== 0;
+}
+
+function setBit(bitmap: Bitmap, pfn: number): void {
+  bitmap[pfn >>> 5]! |= 1 << (pfn & 31);
+}
+
+function* setBits(bitmap: Bitmap, limit: number): Generator<number> {
+  for (let w = 0; w < bitmap.length; w++) {
+    let bits = bitmap[w]!;
+    while (bits !== 0) {
+      const low = bits & -bits;
+      const pfn = w * 32 + 31 - Math.clz32(low);
+      if (pfn >= limit) return;
+      yield pfn;
+      bits ^= low;
+    }
+  }
+}
+
+function countBits(bitmap: Bitmap, limit: number): number {
+  let n = 0;
+  for (const _ of setBits(bitmap, limit)) n++;
+  return n;
+}
+
+type Bitmap = Uint32Array<ArrayBufferLike>;
+
+function grow(bitmap: Bitmap, pfns: number): Bitmap {
+  const words = Math.ceil(pfns / 32);
+  if (bitmap.length >= words) return bitmap;
+  const out = new Uint32Array(Math.max(words, bitmap.length * 2));
+  out.set(bitmap);
+  return out;
+}
+
+function hex(n: number | bigint): string {
+  return `0x${n.toString(16)}`;
+}
+
+/** Where a save is, for scenarios that time guest actions against it (read-only). */
+export interface SaveProgress {
+  /** 1-based checkpoint in progress (always 1 for a plain migration). */
+  readonly checkpoint: number;
+  /** Send passes finished so far. */
+  readonly rounds: number;
+  readonly phase: 'setup' | 'live' | 'suspending' | 'final' | 'done';
+  /** Whether `pfn` has been sent at least once (in any form). */
+  hasSent(pfn: number): boolean;
+  /** The type `pfn` was last sent with (`XEN_DOMCTL_PFINFO_*`), or undefined. */
+  lastSentType(pfn: number): number | undefined;
+}
+
+export class Saver {
+  readonly strategy: StrategyName;
+  readonly mechanisms: ReadonlySet<Mechanism>;
+  private readonly abi: GuestAbi;
+  private readonly width: 4 | 8;
+  private readonly fpp: number;
+  private readonly maxLiveRounds: number;
+  private readonly dirtyThreshold: number;
+  private readonly checkpoints: number;
+  private readonly batchSize: number;
+  private readonly stepsPerBatch: number;
+  private readonly pauseForFinalPass: boolean;
+  private readonly generationWaitSteps: number;
+
+  private p2m!: MappedP2m;
+  /** 32-bit word views of the mapped leaves (two words an entry on x86_64). */
+  private leafWords: Uint32Array[] = [];
+  /** The p2m as last sent, in the same words, and which pfns have been sent at all. */
+  private sentWords: Bitmap = new Uint32Array(0);
+  private sent: Bitmap = new Uint32Array(0);
+  private deferred: Bitmap = new Uint32Array(0);
+  /** Live: whether the save is still in its first, live checkpoint (libxc's `ctx->save.live`). */
+  private live = true;
+  private generation = 0n;
+  private maxPfnField = 0n;
+  private guestSuspended = false;
+  private checkpoint = 0;
+
+  private readonly log: SaveRound[] = [];
+  private phase: SaveProgress['phase'] = 'setup';
+  private readonly lastType = new Map<number, number>();
+  private pagesSent = 0;
+  private xtabSent = 0;
+  private resentP2m = 0;
+  private p2mFramesRecords = 0;
+  private remaps = 0;
+
+  constructor(
+    readonly tools: PrivilegedInterface,
+    readonly domid: number,
+    readonly writer: StreamWriter,
+    readonly callbacks: SaveCallbacks,
+    options: SaveOptions,
+  ) {
+    this.strategy = options.strategy;
+    if (!(STRATEGIES as readonly string[]).includes(this.strategy)) throw new RangeError(`unknown strategy ${String(this.strategy)}; valid: ${STRATEGIES.join(', ')}`);
+    const mechanisms = options.mechanisms ?? MECHANISMS;
+    for (const m of mechanisms) if (!(MECHANISMS as readonly number[]).includes(m)) throw new RangeError(`unknown mechanism ${String(m)}; valid: ${MECHANISMS.join(', ')}`);
+    this.mechanisms = new Set(this.strategy === 'deep-tracking' ? mechanisms : []);
+    this.abi = tools.domainInfo(domid).abi;
+    this.width = this.abi.wordSize as 4 | 8;
+    this.fpp = PAGE_SIZE / this.width;
+    this.maxLiveRounds = options.maxLiveRounds ?? 5;
+    this.dirtyThreshold = options.dirtyThreshold ?? 50;
+    this.checkpoints = options.checkpoints ?? 0;
+    this.batchSize = options.batchSize ?? 1024;
+    this.stepsPerBatch = options.stepsPerBatch ?? 1;
+    this.pauseForFinalPass = options.pauseForFinalPass ?? this.strategy === 'deep-tracking';
+    this.generationWaitSteps = options.generationWaitSteps ?? 100_000;
+    for (const [name, v, min] of [
+      ['maxLiveRounds', this.maxLiveRounds, 0],
+      ['dirtyThreshold', this.dirtyThreshold, 0],
+      ['checkpoints', this.checkpoints, 0],
+      ['batchSize', this.batchSize, 1],
+      ['stepsPerBatch', this.stepsPerBatch, 1],
+      ['generationWaitSteps', this.generationWaitSteps, 0],
+    ] as const) {
+      if (!Number.isInteger(v) || v < min) throw new RangeError(`${name} ${v} is not an integer >= ${min}`);
+    }
+    if (this.batchSize > 1024) throw new RangeError(`batchSize ${this.batchSize} is above libxc's MAX_BATCH_SIZE (1024)`);
+  }
+
+  /** A live, read-only view of the save's progress. */
+  get progress(): SaveProgress {
+    const self = this;
+    return {
+      get checkpoint() {
+        return self.checkpoint + 1;
+      },
+      get rounds() {
+        return self.log.length;
+      },
+      get phase() {
+        return self.phase;
+      },
+      hasSent: (pfn: number) => pfn >= 0 && pfn >>> 5 < self.sent.length && testBit(self.sent, pfn),
+      lastSentType: (pfn: number) => self.lastType.get(pfn),
+    };
+  }
+
+  private has(m: Mechanism): boolean {
+    return this.mechanisms.has(m);
+  }
+
+  // ----------------------------------------------------------------------------------------------
+  // The save
+  // ----------------------------------------------------------------------------------------------
+
+  /** The whole save, as scheduler steps; returns the report (an abort is an outcome, not a throw). */
+  *run(): Generator<StepLabel, SaveReport, undefined> {
+    let failure: SaveAborted | undefined;
+    try {
+      yield* this.save();
+    } catch (err) {
+      if (err instanceof SaveAborted) failure = err;
+      else if (err instanceof P2mMapError) failure = new SaveAborted(`cannot map the p2m: ${err.message}`);
+      else throw err;
+    } finally {
+      // The domain is left as it was found: logdirty off, not paused (libxl resumes it on failure).
+      try {
+        this.tools.disableLogDirty(this.domid);
+        this.tools.unpause(this.domid);
+      } catch {
+        // The domain may be gone; nothing to restore then.
+      }
+    }
+    return this.report(failure);
+  }
+
+  private report(failure: SaveAborted | undefined): SaveReport {
+    return {
+      strategy: this.strategy,
+      mechanisms: [...this.mechanisms].sort(),
+      outcome: failure ? 'aborted' : 'completed',
+      ...(failure ? { reason: failure.message } : {}),
+      ...(failure?.pfn !== undefined ? { pfn: failure.pfn } : {}),
+      source: this.p2m?.source,
+      rounds: this.log.length,
+      roundLog: this.log,
+      pagesSent: this.pagesSent,
+      xtabSent: this.xtabSent,
+      resentP2m: this.resentP2m,
+      p2mFramesRecords: this.p2mFramesRecords,
+      remaps: this.remaps,
+      checkpoints: this.checkpoint,
+    };
+  }
+
+  private *save(): Generator<StepLabel, void, undefined> {
+    // x86_pv_setup: map the p2m (libxc maps it once, here and never again unless tracking remaps).
+    this.adopt(mapGuestP2m(this.tools, this.domid));
+    // The baseline every later look at shared_info compares with (libxc's get_p2m_generation).
+    const shared = this.readShared();
+    this.generation = this.p2m.p2mGeneration;
+    this.maxPfnField = shared.maxPfn;
+    this.tools.enableLogDirty(this.domid);
+    yield `save: p2m mapped from the ${this.p2m.source} (max_pfn ${hex(this.p2m.maxPfn)}, ${this.p2m.leafMfns.length} frames); logdirty on`;
+
+    // Static data, then the frame list once (x86_pv_start_of_stream).
+    this.writer.x86PvInfo(this.abi);
+    this.writer.staticDataEnd();
+    this.sendP2mFrames();
+    yield 'save: X86_PV_INFO, STATIC_DATA_END, X86_PV_P2M_FRAMES';
+
+    const checkpointed = this.checkpoints > 0;
+    const total = checkpointed ? this.checkpoints : 1;
+    for (this.checkpoint = 0; this.checkpoint < total; ) {
+      this.checkGeneration('at the start of a checkpoint');
+      this.phase = 'live';
+      const leftover = this.live ? yield* this.liveRounds() : { bitmap: new Uint32Array(0), resent: 0 };
+      yield* this.suspendAndSendDirty(leftover);
+      this.endOfCheckpoint();
+      this.checkpoint++;
+      if (checkpointed) {
+        this.writer.checkpoint();
+        yield `save: CHECKPOINT ${this.checkpoint} of ${total}`;
+        // libxc: every checkpoint after the first is not live (no generation check).
+        this.live = false;
+        if (this.checkpoint < total) {
+          this.guestSuspended = false;
+          this.tools.unpause(this.domid);
+          if (this.callbacks.resumeBetweenCheckpoints) yield* this.callbacks.resumeBetweenCheckpoints(this.checkpoint);
+        }
+      }
+    }
+    if (!checkpointed) {
+      this.writer.end();
+      yield 'save: END';
+    }
+    this.phase = 'done';
+  }
+
+  /**
+   * The live phase: one full pass, then passes over what logdirty says, until few pages stay
+   * dirty or the rounds run out; returns what is still to send (and how much of it tracking added).
+   */
+  private *liveRounds(): Generator<StepLabel, { bitmap: Bitmap; resent: number }, undefined> {
+    // The first pass sends every pfn; logdirty, enabled before it, collects what changes meanwhile.
+    yield* this.sendPass('full', this.allPfns(), 0);
+    this.checkGeneration('after a pass');
+    for (let x = 0; ; x++) {
+      const { bitmap, resent } = yield* this.track(this.tools.cleanDirty(this.domid, this.p2m.p2mSize), false);
+      const dirty = countBits(bitmap, this.p2m.p2mSize);
+      if (dirty < this.dirtyThreshold || x >= this.maxLiveRounds - 1) return { bitmap, resent };
+      yield* this.sendPass('live', bitmap, resent);
+      this.checkGeneration('after a pass');
+    }
+  }
+
+  /** Suspend, then one pass over everything still dirty or deferred (libxc `suspend_and_send_dirty`). */
+  private *suspendAndSendDirty(leftover: { bitmap: Bitmap; resent: number }): Generator<StepLabel, void, undefined> {
+    this.phase = 'suspending';
+    yield* this.callbacks.suspend();
+    this.guestSuspended = true;
+    this.phase = 'final';
+    if (this.pauseForFinalPass) this.tools.pause(this.domid);
+    yield 'save: guest suspended';
+    const { bitmap, resent } = yield* this.track(this.tools.cleanDirty(this.domid, this.p2m.p2mSize), true);
+    for (let w = 0; w < leftover.bitmap.length && w < bitmap.length; w++) bitmap[w]! |= leftover.bitmap[w]!;
+    for (let w = 0; w < this.deferred.length && w < bitmap.length; w++) bitmap[w]! |= this.deferred[w]!;
+    this.deferred = new Uint32Array(this.deferred.length);
+    yield* this.sendPass('final', bitmap, resent + leftover.resent);
+    // libxc clears the deferred set once the final pass is out: what it deferred again is dropped.
+    this.deferred = new Uint32Array(this.deferred.length);
+    this.checkGeneration('after a pass');
+  }
+
+  /** TSC, shared_info and the vCPU records that close a checkpoint (libxc `send_domain_memory` tail). */
+  private endOfCheckpoint(): void {
+    this.writer.tscInfo({ mode: 0, khz: 2_400_000, nsec: 0n, incarnation: 0 });
+    this.writer.sharedInfo(this.tools.sharedInfo(this.domid).slice());
+    const ctx = this.tools.vcpuContext(this.domid);
+    const startInfoPfn = this.checkedPfn(ctx.startInfoMfn, 'the start_info frame (vcpu0 rdx/edx)');
+    const cr3Pfn = this.checkedPfn(ctx.cr3Mfn, 'the page-table base (vcpu0 cr3)');
+    this.writer.vcpu(REC_TYPE_X86_PV_VCPU_BASIC, 0, encodeVcpuBasic(this.abi, { startInfoPfn, cr3Pfn }));
+  }
+
+  /** `mfn_in_pseudophysmap` for a frame whose failure is fatal (start_info, cr3): its pfn. */
+  private checkedPfn(mfn: number, what: string): number {
+    const pfn = mfn >= 0 ? this.tools.m2p(mfn) : INVALID_M2P;
+    if (pfn === INVALID_M2P || pfn >= this.p2m.p2mSize || this.mfnOf(pfn) !== mfn) {
+      throw new SaveAborted(`bad mfn ${hex(mfn)} for ${what}: not in the guest's pseudo-physical map`, pfn === INVALID_M2P ? undefined : pfn);
+    }
+    return pfn;
+  }
+
+  // ----------------------------------------------------------------------------------------------
+  // Sending
+  // ----------------------------------------------------------------------------------------------
+
+  private allPfns(): Bitmap {
+    const bitmap = new Uint32Array(Math.ceil(this.p2m.p2mSize / 32));
+    bitmap.fill(U32);
+    return bitmap;
+  }
+
+  /** One pass over the pfns set in `bitmap`, in batches. */
+  private *sendPass(kind: SaveRound['kind'], bitmap: Bitmap, resent: number): Generator<StepLabel, void, undefined> {
+    const round = this.log.length + 1;
+    let pfns = 0;
+    let deferred = 0;
+    let batch: number[] = [];
+    const final = kind === 'final';
+    for (const pfn of setBits(bitmap, this.p2m.p2mSize)) {
+      batch.push(pfn);
+      if (batch.length === this.batchSize) {
+        deferred += this.writeBatch(batch, final);
+        pfns += batch.length;
+        batch = [];
+        yield* this.transmit(round);
+      }
+    }
+    if (batch.length > 0) {
+      deferred += this.writeBatch(batch, final);
+      pfns += batch.length;
+      yield* this.transmit(round);
+    }
+    this.resentP2m += resent;
+    this.log.push({ round, checkpoint: this.checkpoint + 1, kind, pfns, resentP2m: resent, deferred });
+  }
+
+  private *transmit(round: number): Generator<StepLabel, void, undefined> {
+    for (let i = 0; i < this.stepsPerBatch; i++) yield `save: round ${round}, PAGE_DATA on the wire`;
+  }
+
+  /** libxc `write_batch`: types, contents, normalised page tables; returns how many pfns it deferred. */
+  private writeBatch(pfns: readonly number[], final: boolean): number {
+    const mfns = pfns.map((pfn) => this.mfnOf(pfn));
+    const types = this.tools.pageTypes(
+      this.domid,
+      mfns.map((m) => (m === INVALID ? 0 : m)),
+    );
+    const entries: PageDataEntry[] = [];
+    let deferred = 0;
+    const defer = (pfn: number): void => {
+      this.deferred = grow(this.deferred, pfn + 1);
+      setBit(this.deferred, pfn);
+      deferred++;
+      entries.push({ pfn, type: XEN_DOMCTL_PFINFO_XTAB });
+    };
+    for (let i = 0; i < pfns.length; i++) {
+      const pfn = pfns[i]!;
+      const mfn = mfns[i]!;
+      this.recordSent(pfn);
+      if (mfn === INVALID) {
+        // "Likely a ballooned page": XTAB now, and again in the final pass.
+        defer(pfn);
+        continue;
+      }
+      const type = types[i]!;
+      if (this.strategy === 'deep-tracking' && type !== XEN_DOMCTL_PFINFO_XTAB && this.tools.m2p(mfn) !== pfn) {
+        // p2m and m2p disagree: the guest is inside an update. Deferred live; fatal once stopped.
+        if (final) throw new SaveAborted(`pfn ${hex(pfn)}: p2m says mfn ${hex(mfn)} but the m2p says ${hex(this.tools.m2p(mfn))} with the guest suspended`, pfn);
+        defer(pfn);
+        continue;
+      }
+      if (!pageTypeHasData(type)) {
+        entries.push({ pfn, type });
+        continue;
+      }
+      const level = (type & XEN_DOMCTL_PFINFO_LTABTYPE_MASK) >>> XEN_DOMCTL_PFINFO_LTAB_SHIFT;
+      if (level !== 0) {
+        const normalised = this.normalisePageTable(pfn, mfn, level);
+        if (normalised === undefined) {
+          defer(pfn);
+          continue;
+        }
+        entries.push({ pfn, type, content: { bytes: normalised } });
+        continue;
+      }
+      entries.push({ pfn, type, content: this.tools.frameContent(this.domid, mfn) });
+    }
+    for (const e of entries) {
+      this.lastType.set(e.pfn, e.type);
+      if (e.type === XEN_DOMCTL_PFINFO_XTAB) this.xtabSent++;
+      else if (pageTypeHasData(e.type)) this.pagesSent++;
+    }
+    this.writer.pageData(entries);
+    return deferred;
+  }
+
+  /**
+   * libxc `normalise_pagetable`: Xen's slots zeroed, each present entry's mfn turned into a pfn.
+   * An entry failing `mfn_in_pseudophysmap` defers the page (undefined) while the domain is not
+   * paused, and is fatal once it is; a superpage is always fatal.
+   */
+  private normalisePageTable(pfn: number, mfn: number, level: number): Uint8Array | undefined {
+    const { pages } = this.tools.mapForeign(this.domid, [mfn]);
+    const page = pages[0];
+    if (!page) throw new SaveAborted(`failed to map page-table pfn ${hex(pfn)} (mfn ${hex(mfn)})`, pfn);
+    const out = page.slice();
+    const view = new DataView(out.buffer, out.byteOffset, PAGE_SIZE);
+    const paused = this.tools.domainInfo(this.domid).paused;
+    const xenSlots = this.xenSlots(level);
+    for (let i = 0; i < PAGE_SIZE / 8; i++) {
+      if (i >= xenSlots.from && i <= xenSlots.to) {
+        view.setBigUint64(i * 8, 0n, true);
+        continue;
+      }
+      const pte = view.getBigUint64(i * 8, true);
+      if ((pte & _PAGE_PRESENT) === 0n) continue;
+      if (level > 1 && (pte & _PAGE_PSE) !== 0n) throw new SaveAborted(`Cannot migrate superpage (L${level} pfn ${hex(pfn)} entry ${i})`, pfn);
+      const frame = Number((pte & PTE_FRAME_MASK) >> 12n);
+      const target = this.tools.m2p(frame);
+      const ok = BigInt(frame) <= this.p2m.maxMfn && target !== INVALID_M2P && target < this.p2m.p2mSize && this.mfnOf(target) === frame;
+      if (!ok) {
+        if (paused) {
+          throw new SaveAborted(`bad mfn ${hex(frame)} in L${level} page table pfn ${hex(pfn)} entry ${i} with the domain paused`, pfn);
+        }
+        return undefined;
+      }
+      view.setBigUint64(i * 8, (pte & ~PTE_FRAME_MASK) | (BigInt(target) << 12n), true);
+    }
+    return out;
+  }
+
+  /** Slots of a table that belong to Xen and are zeroed in the stream. */
+  private xenSlots(level: number): { from: number; to: number } {
+    if (this.width === 8) return level === 4 ? { from: 256, to: 271 } : { from: 1, to: 0 };
+    // A PAE L3 has four guest slots; the rest of the page is not a table.
+    return level === 3 ? { from: 4, to: 511 } : { from: 1, to: 0 };
+  }
+
+  /** The p2m entry of `pfn` through the current mapping, as an mfn, or INVALID. */
+  private mfnOf(pfn: number): number {
+    if (pfn < 0 || pfn >= this.p2m.p2mSize) return INVALID;
+    const words = this.leafWords[Math.floor(pfn / this.fpp)]!;
+    const k = pfn % this.fpp;
+    if (this.width === 4) {
+      const v = words[k]!;
+      return v === U32 ? INVALID : v;
+    }
+    const lo = words[2 * k]!;
+    const hi = words[2 * k + 1]!;
+    if (lo === U32 && hi === U32) return INVALID;
+    return hi * 2 ** 32 + lo;
+  }
+
+  /** Remembers the entry `pfn` is being sent with: the p2m as last sent. */
+  private recordSent(pfn: number): void {
+    const words = this.leafWords[Math.floor(pfn / this.fpp)]!;
+    const k = pfn % this.fpp;
+    const per = this.width / 4;
+    this.ensureSentCapacity(pfn + 1);
+    for (let j = 0; j < per; j++) this.sentWords[pfn * per + j] = words[k * per + j]!;
+    setBit(this.sent, pfn);
+  }
+
+  private ensureSentCapacity(pfns: number): void {
+    const per = this.width / 4;
+    if (this.sentWords.length < pfns * per) {
+      const out = new Uint32Array(Math.max(pfns * per, this.sentWords.length * 2));
+      out.set(this.sentWords);
+      this.sentWords = out;
+    }
+    this.sent = grow(this.sent, pfns);
+  }
+
+  private sendP2mFrames(): void {
+    this.writer.p2mFrames(0, this.p2m.maxPfn, this.p2m.leafPfns);
+    this.p2mFramesRecords++;
+  }
+
+  // ----------------------------------------------------------------------------------------------
+  // Reacting to p2m changes
+  // ----------------------------------------------------------------------------------------------
+
+  private adopt(p2m: MappedP2m): void {
+    this.p2m = p2m;
+    this.leafWords = p2m.leaves.map((l) => new Uint32Array(l.elements.buffer, l.elements.byteOffset, PAGE_SIZE / 4));
+    this.ensureSentCapacity(p2m.p2mSize);
+  }
+
+  private readShared(): { generation: bigint; maxPfn: bigint; fll: bigint; p2mCr3: bigint } {
+    const page = this.tools.sharedInfo(this.domid);
+    const a = shared_info.view(this.abi, Buffer.from(page.buffer, page.byteOffset, PAGE_SIZE)).arch;
+    const now = { generation: BigInt(a.p2m_generation), maxPfn: BigInt(a.max_pfn), fll: BigInt(a.pfn_to_mfn_frame_list_list), p2mCr3: BigInt(a.p2m_cr3) };
+    return now;
+  }
+
+  /** abort-on-change: libxc's `x86_pv_check_vm_state` (list mode, live saves only). */
+  private checkGeneration(where: string): void {
+    if (this.strategy !== 'abort-on-change' || this.p2m.source !== 'list' || !this.live) return;
+    const now = this.readShared().generation;
+    const before = this.p2m.p2mGeneration;
+    if (now !== this.generation) {
+      throw new SaveAborted(`p2m generation count changed. Migration aborted. (${before} at mapping, ${now} ${where})`);
+    }
+  }
+
+  /**
+   * Before a pass: deep-tracking notices moved or grown p2m structure (remaps, resends the frame
+   * list) and changed entries in dirty p2m frames, and adds every pfn to resend to the dirty
+   * bitmap. Returns the bitmap (grown to the p2m's current size) and how many pfns it added.
+   */
+  private *track(dirty: Bitmap, final: boolean): Generator<StepLabel, { bitmap: Bitmap; resent: number }, undefined> {
+    if (this.strategy !== 'deep-tracking') return { bitmap: grow(dirty, this.p2m.p2mSize), resent: 0 };
+    const marks = new Set<number>();
+    const changedLeaves = yield* this.checkStructure(dirty, final);
+    const bitmap = grow(dirty, this.p2m.p2mSize);
+    for (const x of changedLeaves) this.markLeaf(x, marks, true);
+    if (this.has(2) || this.has(3)) {
+      for (let x = 0; x < this.p2m.leafPfns.length; x++) {
+        if (changedLeaves.has(x) || !testBit(bitmap, this.p2m.leafPfns[x]!)) continue;
+        this.markLeaf(x, marks, false);
+      }
+    }
+    let resent = 0;
+    for (const pfn of marks) {
+      if (pfn < this.p2m.p2mSize && !testBit(bitmap, pfn)) {
+        setBit(bitmap, pfn);
+        resent++;
+      }
+    }
+    return { bitmap, resent };
+  }
+
+  /** Marks the pfns of leaf `x` to resend: those whose entry changed (option 2), or all of them. */
+  private markLeaf(x: number, marks: Set<number>, structural: boolean): void {
+    const first = x * this.fpp;
+    const end = Math.min(first + this.fpp, this.p2m.p2mSize);
+    const per = this.width / 4;
+    const words = this.leafWords[x]!;
+    // Without option 2 there is no copy to diff against: every pfn of the frame goes again
+    // (option 3's dirty frames, option 4's new frames).
+    const diff = this.has(2);
+    if (!diff && !structural && !this.has(3)) return;
+    for (let pfn = first; pfn < end; pfn++) {
+      if (!diff || !testBit(this.sent, pfn)) {
+        marks.add(pfn);
+        continue;
+      }
+      const k = pfn - first;
+      for (let j = 0; j < per; j++) {
+        if (this.sentWords[pfn * per + j] !== words[k * per + j]) {
+          marks.add(pfn);
+          break;
+        }
+      }
+    }
+  }
+
+  /**
+   * Options 3 (tree) and 4 (list): whether the leaves moved, and if so a fresh mapping, the frame
+   * list resent when it changed, and the set of leaf indexes whose frame is new.
+   */
+  private *checkStructure(bitmap: Bitmap, final: boolean): Generator<StepLabel, Set<number>, undefined> {
+    const changed = new Set<number>();
+    const list = this.p2m.source === 'list';
+    let remap = false;
+    if (list && this.has(4)) {
+      let shared = this.readShared();
+      if (shared.generation !== this.generation || shared.maxPfn !== this.maxPfnField) {
+        for (let waited = 0; shared.generation % 2n === 1n; waited++) {
+          if (this.guestSuspended) throw new SaveAborted(`p2m_generation is odd (${shared.generation}) with the guest suspended`);
+          if (waited >= this.generationWaitSteps) throw new SaveAborted(`p2m_generation stayed odd (${shared.generation}) for ${waited} steps`);
+          yield 'save: waiting for an even p2m_generation';
+          shared = this.readShared();
+        }
+        remap = true;
+      }
+    } else if (!list && this.has(3)) {
+      const shared = this.readShared();
+      if (shared.fll !== this.p2m.fll || shared.maxPfn !== this.maxPfnField) remap = true;
+      else {
+        for (const mfn of this.p2m.structureMfns) {
+          const pfn = this.tools.m2p(Number(mfn));
+          if (pfn === INVALID_M2P || testBit(bitmap, pfn)) {
+            remap = true;
+            break;
+          }
+        }
+      }
+    }
+    if (!remap) return changed;
+
+    let fresh: MappedP2m;
+    try {
+      fresh = mapGuestP2m(this.tools, this.domid);
+    } catch (err) {
+      if (!(err instanceof P2mMapError) || final) throw err;
+      // A structure caught half-built: try again before the next pass.
+      yield `save: remap failed (${err.failure}), retrying next pass`;
+      return changed;
+    }
+    const old = this.p2m;
+    this.adopt(fresh);
+    this.remaps++;
+    const shared = this.readShared();
+    this.generation = shared.generation;
+    this.maxPfnField = shared.maxPfn;
+    const n = Math.max(old.leafMfns.length, fresh.leafMfns.length);
+    for (let x = 0; x < n; x++) if (old.leafMfns[x] !== fresh.leafMfns[x]) changed.add(x);
+    const framesMoved = fresh.maxPfn !== old.maxPfn || fresh.leafPfns.length !== old.leafPfns.length || fresh.leafPfns.some((p, x) => p !== old.leafPfns[x]);
+    if (framesMoved) this.sendP2mFrames();
+    yield `save: p2m remapped (${changed.size} frames changed${framesMoved ? ', X86_PV_P2M_FRAMES resent' : ''})`;
+    return changed;
+  }
+}
