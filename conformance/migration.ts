@@ -61,7 +61,7 @@ export interface MigrationOptions {
    * suspends the guest for the toolstack at the first step boundary where no operation is open.
    */
   readonly driver?: (world: DriverWorld) => Generator<string, void, undefined>;
-  /** Observers of the source guest and its Xen (conformance rules, trace recording). */
+  /** Observers of the source guest and its Xen (conformance rules, trace recording), called before the guest boots. */
   readonly observe?: (world: { readonly xen: Xen; readonly guest: PvGuest; readonly peer?: PvGuest }) => void;
 }
 
@@ -120,13 +120,15 @@ export function runMigration(o: MigrationOptions): MigrationResult {
   const dstXen = new Xen({ maxPage: machinePages });
 
   const built = buildDomain(srcXen, { abi: o.abi, memoryPages: o.memoryPages, maxPages, flags: startInfoFlagsFor(variant.personality) });
-  const guest = PvGuest.start(built, srcXen, { variant, scrub: o.scrub ?? true });
+  const guest = new PvGuest(built, srcXen, { variant, scrub: o.scrub ?? true });
   let peer: PvGuest | undefined;
   if (rates.grants > 0 || o.driver) {
     const peerBuilt = buildDomain(srcXen, { abi: X86_64, memoryPages: 1400, maxPages: 1400, flags: startInfoFlagsFor('linear') });
     peer = PvGuest.start(peerBuilt, srcXen, {});
   }
+  // Observers see the guest from its first store: a fault at boot (early publication) is theirs too.
   o.observe?.({ xen: srcXen, guest, ...(peer ? { peer } : {}) });
+  finishSteps(guest.boot());
   const workload = new Workload(guest, { rates, seed: Rng.derive(o.seed, 1), ...(peer ? { peer } : {}) });
 
   const srcTools = new PrivilegedInterface(srcXen);
