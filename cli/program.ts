@@ -10,6 +10,7 @@ import { addCheckHeadersCommand } from './check-headers.js';
 import { addCheckKernelCommand } from './check-kernel.js';
 import { addLayoutCommand } from './layout.js';
 import { addVerifyStreamCommand } from './verify-stream.js';
+import { addMigrateCommand } from './migrate.js';
 import { packageVersion } from './package-info.js';
 
 export function buildProgram(io: CliIo, version: string): Command {
@@ -29,6 +30,7 @@ export function buildProgram(io: CliIo, version: string): Command {
   addCheckHeadersCommand(program, io);
   addCheckKernelCommand(program, io);
   addVerifyStreamCommand(program, io);
+  addMigrateCommand(program, io);
   addHelpCommand(program);
   return program;
 }
