@@ -391,7 +391,10 @@ export class Saver {
     this.phase = 'final';
     if (this.pauseForFinalPass) this.tools.pause(this.domid);
     yield 'save: guest suspended';
-    const { bitmap, resent } = yield* this.track(this.tools.cleanDirty(this.domid, this.p2m.p2mSize), true);
+    // Fix: pfns the live phase left over (dirty or already marked) and deferred pfns are in this
+    // pass anyway; tracking must not count them again as p2m resends (a pfn marked in the last
+    // live look and again here was counted twice in resentP2m).
+    const { bitmap, resent } = yield* this.track(this.tools.cleanDirty(this.domid, this.p2m.p2mSize), true, [leftover.bitmap, this.deferred]);
     for (let w = 0; w < leftover.bitmap.length && w < bitmap.length; w++) bitmap[w]! |= leftover.bitmap[w]!;
     for (let w = 0; w < this.deferred.length && w < bitmap.length; w++) bitmap[w]! |= this.deferred[w]!;
     this.deferred = new Uint32Array(this.deferred.length);
@@ -540,6 +543,19 @@ export class Saver {
       const target = this.tools.m2p(frame);
       const ok = BigInt(frame) <= this.p2m.maxMfn && target !== INVALID_M2P && target < this.p2m.p2mSize && this.mfnOf(target) === frame;
       if (!ok) {
+        if (paused && this.strategy === 'deep-tracking') {
+          // Fix (issue 5: "an inconsistency in the final round aborts with the pfn named"): when
+          // the entry fails because some pfn's p2m names this frame while the m2p disagrees, that
+          // pfn is the inconsistency; name it, not the page table that happens to map it (its
+          // page table sorts first in the final pass, so the pfn's own check never ran).
+          const culprit = this.pfnMapping(frame);
+          if (culprit !== undefined && culprit !== target) {
+            throw new SaveAborted(
+              `pfn ${hex(culprit)}: p2m says mfn ${hex(frame)} but the m2p says ${hex(target)} with the guest suspended (L${level} page table pfn ${hex(pfn)} entry ${i} maps it)`,
+              culprit,
+            );
+          }
+        }
         if (paused) {
           throw new SaveAborted(`bad mfn ${hex(frame)} in L${level} page table pfn ${hex(pfn)} entry ${i} with the domain paused`, pfn);
         }
@@ -570,6 +586,12 @@ export class Saver {
     const hi = words[2 * k + 1]!;
     if (lo === U32 && hi === U32) return INVALID;
     return hi * 2 ** 32 + lo;
+  }
+
+  /** The first pfn whose p2m entry (current mapping) is `mfn`, if any: a scan, for error reports only. */
+  private pfnMapping(mfn: number): number | undefined {
+    for (let pfn = 0; pfn < this.p2m.p2mSize; pfn++) if (this.mfnOf(pfn) === mfn) return pfn;
+    return undefined;
   }
 
   /** Remembers the entry `pfn` is being sent with: the p2m as last sent. */
@@ -629,7 +651,7 @@ export class Saver {
    * list) and changed entries in dirty p2m frames, and adds every pfn to resend to the dirty
    * bitmap. Returns the bitmap (grown to the p2m's current size) and how many pfns it added.
    */
-  private *track(dirty: Bitmap, final: boolean): Generator<StepLabel, { bitmap: Bitmap; resent: number }, undefined> {
+  private *track(dirty: Bitmap, final: boolean, inPassAnyway: readonly Bitmap[] = []): Generator<StepLabel, { bitmap: Bitmap; resent: number }, undefined> {
     if (this.strategy !== 'deep-tracking') return { bitmap: grow(dirty, this.p2m.p2mSize), resent: 0 };
     const marks = new Set<number>();
     const changedLeaves = yield* this.checkStructure(dirty, final);
@@ -645,7 +667,7 @@ export class Saver {
     for (const pfn of marks) {
       if (pfn < this.p2m.p2mSize && !testBit(bitmap, pfn)) {
         setBit(bitmap, pfn);
-        resent++;
+        if (!inPassAnyway.some((b) => pfn >>> 5 < b.length && testBit(b, pfn))) resent++;
       }
     }
     return { bitmap, resent };
