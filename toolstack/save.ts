@@ -89,7 +89,10 @@ export interface SaveRound {
   readonly pfns: number;
   /** pfns in the pass only because a p2m change was detected (not dirty, not deferred). */
   readonly resentP2m: number;
-  /** pfns deferred by this pass (INVALID entry, p2m/m2p mismatch, page table not normalisable yet). */
+  /**
+   * pfns this pass deferred to the final pass (INVALID entry, p2m/m2p mismatch, page table not
+   * normalisable yet). The final pass defers nothing: what it cannot send is dropped (libxc).
+   */
   readonly deferred: number;
 }
 
@@ -214,7 +217,8 @@ export class Saver {
 
   private readonly log: SaveRound[] = [];
   private phase: SaveProgress['phase'] = 'setup';
-  private readonly lastType = new Map<number, number>();
+  /** pfn → the type it was last sent with, +1 (0: never sent); typed, as a Map caps at 2^24 keys. */
+  private lastType: Bitmap = new Uint32Array(0);
   private pagesSent = 0;
   private xtabSent = 0;
   private resentP2m = 0;
@@ -270,7 +274,10 @@ export class Saver {
         return self.phase;
       },
       hasSent: (pfn: number) => pfn >= 0 && pfn >>> 5 < self.sent.length && testBit(self.sent, pfn),
-      lastSentType: (pfn: number) => self.lastType.get(pfn),
+      lastSentType: (pfn: number) => {
+        const t = pfn >= 0 && pfn < self.lastType.length ? self.lastType[pfn]! : 0;
+        return t === 0 ? undefined : (t - 1) >>> 0;
+      },
     };
   }
 
@@ -474,7 +481,8 @@ export class Saver {
     const defer = (pfn: number): void => {
       this.deferred = grow(this.deferred, pfn + 1);
       setBit(this.deferred, pfn);
-      deferred++;
+      // libxc defers in the final pass too, then clears the set: nothing comes after it.
+      if (!final) deferred++;
       entries.push({ pfn, type: XEN_DOMCTL_PFINFO_XTAB });
     };
     for (let i = 0; i < pfns.length; i++) {
@@ -510,7 +518,13 @@ export class Saver {
       entries.push({ pfn, type, content: this.tools.frameContent(this.domid, mfn) });
     }
     for (const e of entries) {
-      this.lastType.set(e.pfn, e.type);
+      if (e.pfn >= this.lastType.length) {
+        const out = new Uint32Array(Math.max(e.pfn + 1, this.lastType.length * 2, 1024));
+        out.set(this.lastType);
+        this.lastType = out;
+      }
+      // type + 1 wraps for XTAB (0xf0000000 + 1 fits); 0 stays "never sent".
+      this.lastType[e.pfn] = (e.type + 1) >>> 0;
       if (e.type === XEN_DOMCTL_PFINFO_XTAB) this.xtabSent++;
       else if (pageTypeHasData(e.type)) this.pagesSent++;
     }
@@ -667,7 +681,8 @@ export class Saver {
     for (const pfn of marks) {
       if (pfn < this.p2m.p2mSize && !testBit(bitmap, pfn)) {
         setBit(bitmap, pfn);
-        if (!inPassAnyway.some((b) => pfn >>> 5 < b.length && testBit(b, pfn))) resent++;
+        // A pfn never sent (newly covered by a grown p2m) is sent for the first time, not resent.
+        if (testBit(this.sent, pfn) && !inPassAnyway.some((b) => pfn >>> 5 < b.length && testBit(b, pfn))) resent++;
       }
     }
     return { bitmap, resent };
