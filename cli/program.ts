@@ -11,7 +11,9 @@ import { addCheckKernelCommand } from './check-kernel.js';
 import { addLayoutCommand } from './layout.js';
 import { addVerifyStreamCommand } from './verify-stream.js';
 import { addMigrateCommand } from './migrate.js';
+import { addCheckTraceCommand } from './check-trace.js';
 import { packageVersion } from './package-info.js';
+import { addConformanceCommand } from './conformance.js';
 
 export function buildProgram(io: CliIo, version: string): Command {
   const program = new Command('xenabi')
@@ -31,6 +33,8 @@ export function buildProgram(io: CliIo, version: string): Command {
   addCheckKernelCommand(program, io);
   addVerifyStreamCommand(program, io);
   addMigrateCommand(program, io);
+  addCheckTraceCommand(program, io);
+  addConformanceCommand(program, io);
   addHelpCommand(program);
   return program;
 }

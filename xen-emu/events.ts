@@ -40,7 +40,21 @@ export interface HypercallEvent {
   readonly result: bigint;
 }
 
-export type XenEvent = StoreEvent | M2pEvent | HypercallEvent;
+/**
+ * A frame was assigned to a domain (`owned`: allocation, grant transfer) or taken from it (freed,
+ * transferred away, the domain destroyed). Emitted by the machine only while somebody listens, so
+ * that traces can follow which frames a domain owns without scanning the machine.
+ */
+export interface OwnershipEvent {
+  readonly type: 'ownership';
+  readonly domid: number;
+  readonly mfn: number;
+  readonly owned: boolean;
+  /** Set for a Xen heap page shared with the domain (shared_info, grant frames): not in tot_pages. */
+  readonly xenHeap?: boolean;
+}
+
+export type XenEvent = StoreEvent | M2pEvent | HypercallEvent | OwnershipEvent;
 export type XenListener = (event: XenEvent) => void;
 
 export class EventBus {

@@ -10,6 +10,7 @@
  */
 
 import { PAGE_SIZE } from '../abi/index.js';
+import type { EventBus } from './events.js';
 
 /** The m2p value of a frame that backs no pfn (Xen's `INVALID_M2P_ENTRY`, ~0). */
 export const INVALID_M2P = 0xffffffff;
@@ -87,6 +88,8 @@ export function fillFromStamp(page: Uint8Array, stamp: number): void {
 export interface MachineOptions {
   /** `max_page`: frames in the machine (the highest mfn + 1). */
   readonly maxPage: number;
+  /** Where ownership changes are told (only while it has listeners: allocation is a hot path). */
+  readonly events?: EventBus;
 }
 
 export class Machine {
@@ -99,9 +102,11 @@ export class Machine {
   private freed: Uint32Array = new Uint32Array(1024);
   private freedCount = 0;
   private used = 0;
+  private readonly events: EventBus | undefined;
 
   constructor(options: MachineOptions) {
     const { maxPage } = options;
+    this.events = options.events;
     if (!Number.isSafeInteger(maxPage) || maxPage < 1 || maxPage > 2 ** 40) {
       throw new RangeError(`max_page ${maxPage} is not a frame count in [1, 2^40]`);
     }
@@ -171,13 +176,16 @@ export class Machine {
    * Takes one free frame below `limit` (a frame count; Xen clamps allocations for 32-bit guests),
    * zeroed, owned by `domid`. Returns undefined when no such frame is free.
    */
-  allocFrame(domid: number, limit = this.maxPage): number | undefined {
+  allocFrame(domid: number, limit = this.maxPage, xenHeap = false): number | undefined {
     for (let i = this.freedCount - 1; i >= 0; i--) {
       const mfn = this.freed[i]!;
       if (mfn < limit) {
         this.freed[i] = this.freed[this.freedCount - 1]!;
         this.freedCount--;
         this.claim(mfn, domid);
+        if (xenHeap) this.setXenHeap(mfn);
+        // Traces follow ownership from these events; nothing is built while nobody listens.
+        if (this.events !== undefined && this.events.active) this.claimed(mfn, 1, domid, xenHeap);
         return mfn;
       }
       if (limit >= this.maxPage) break;
@@ -185,6 +193,8 @@ export class Machine {
     if (this.highWater < Math.min(limit, this.maxPage)) {
       const mfn = this.highWater++;
       this.claim(mfn, domid);
+      if (xenHeap) this.setXenHeap(mfn);
+      if (this.events !== undefined && this.events.active) this.claimed(mfn, 1, domid, xenHeap);
       return mfn;
     }
     return undefined;
@@ -203,6 +213,7 @@ export class Machine {
       for (let mfn = this.highWater; mfn < aligned; mfn++) this.pushFreed(mfn);
       this.highWater = aligned + count;
       for (let i = 0; i < count; i++) this.claim(aligned + i, domid);
+      if (this.events !== undefined && this.events.active) this.claimed(aligned, count, domid, false);
       return aligned;
     }
     // Slow path: an aligned run among frames freed earlier.
@@ -212,6 +223,7 @@ export class Machine {
       if (!free) continue;
       for (let i = 0; i < count; i++) this.removeFreed(base + i);
       for (let i = 0; i < count; i++) this.claim(base + i, domid);
+      if (this.events !== undefined && this.events.active) this.claimed(base, count, domid, false);
       return base;
     }
     return undefined;
@@ -223,6 +235,16 @@ export class Machine {
     c.owner[i] = domid + 1;
     this.reset(c, i, mfn);
     this.used++;
+  }
+
+  /** Tells listeners that `domid` gained frames [mfn, mfn + count) (kept out of `claim`, the hot path). */
+  private claimed(mfn: number, count: number, domid: number, xenHeap: boolean): void {
+    for (let i = 0; i < count; i++) this.events!.emit({ type: 'ownership', domid, mfn: mfn + i, owned: true, ...(xenHeap ? { xenHeap } : {}) });
+  }
+
+  /** Tells listeners that `domid` lost `mfn`. */
+  private disowned(mfn: number, domid: number, xenHeap: boolean): void {
+    this.events!.emit({ type: 'ownership', domid, mfn, owned: false, ...(xenHeap ? { xenHeap } : {}) });
   }
 
   /** A frame's m2p, type, flags and contents as a fresh (or freed) frame has them. */
@@ -258,6 +280,7 @@ export class Machine {
     const c = this.chunkOf(mfn);
     const i = mfn & SLOT_MASK;
     if (c === undefined || c.owner[i] === OWNER_FREE) throw new Error(`machine: double free of mfn ${frameHex(mfn)}`);
+    if (this.events !== undefined && this.events.active) this.disowned(mfn, c.owner[i]! - 1, this.isXenHeap(mfn));
     c.owner[i] = OWNER_FREE;
     this.reset(c, i, mfn);
     this.used--;
@@ -269,7 +292,13 @@ export class Machine {
     const c = this.chunkOf(mfn);
     const i = mfn & SLOT_MASK;
     if (c === undefined || c.owner[i] === OWNER_FREE) throw new Error(`machine: reassign of free mfn ${frameHex(mfn)}`);
+    const from = c.owner[i]! - 1;
     c.owner[i] = domid + 1;
+    if (this.events !== undefined && this.events.active && from !== domid) {
+      const xenHeap = this.isXenHeap(mfn);
+      this.disowned(mfn, from, xenHeap);
+      this.events.emit({ type: 'ownership', domid, mfn, owned: true, ...(xenHeap ? { xenHeap } : {}) });
+    }
   }
 
   m2pOf(mfn: number): number {

@@ -55,7 +55,7 @@ export class Xen {
   private nextDomid = 0;
 
   constructor(options: XenOptions) {
-    this.machine = new Machine({ maxPage: options.maxPage });
+    this.machine = new Machine({ maxPage: options.maxPage, events: this.events });
     this.maxOrders = { ...DEFAULT_MAX_ORDERS, ...options.maxOrders };
     this.compatMaxMfn = options.compatMaxMfn ?? (options.maxPage > COMPAT_M2P_ENTRIES ? 2 ** 25 : options.maxPage);
   }
@@ -88,9 +88,8 @@ export class Xen {
 
   /** A frame Xen owns and shares with `dom` (shared_info, grant frames): not in tot_pages. */
   allocXenHeapFrame(dom: Domain, limit = this.allocLimit(dom)): number | undefined {
-    const mfn = this.machine.allocFrame(dom.domid, limit);
-    if (mfn !== undefined) this.machine.setXenHeap(mfn);
-    return mfn;
+    // Flagged as it is claimed, so that its ownership event already says it is a Xen heap page.
+    return this.machine.allocFrame(dom.domid, limit, true);
   }
 
   /** Destroys a domain and frees every frame it owns. */
