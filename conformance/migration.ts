@@ -14,16 +14,16 @@
  */
 
 import { X86_32, X86_64, type GuestAbi } from '../abi/index.js';
-import { buildDomain } from '../xen-emu/builder.js';
+import { buildDomain, type BuiltDomain } from '../xen-emu/builder.js';
 import { PrivilegedInterface } from '../xen-emu/privileged.js';
 import { Rng } from '../xen-emu/rng.js';
 import { Scheduler } from '../xen-emu/scheduler.js';
 import { Xen } from '../xen-emu/xen.js';
-import { PvGuest } from '../guest-emu/guest.js';
-import { parseGuestVariant, startInfoFlagsFor } from '../guest-emu/variants.js';
+import { PvGuest, type GuestOptions } from '../guest-emu/guest.js';
+import { parseGuestVariant, startInfoFlagsFor, type GuestVariant } from '../guest-emu/variants.js';
 import { Workload, parseWorkloadRates, formatWorkloadRates } from '../guest-emu/workload.js';
 import { Restorer } from '../toolstack/restore.js';
-import { Saver, type Mechanism, type SaveProgress, type SaveReport, type StrategyName } from '../toolstack/save.js';
+import { Saver, type Mechanism, type SaveCallbacks, type SaveOptions, type SaveProgress, type SaveReport, type StrategyName } from '../toolstack/save.js';
 import { EncodingSink, InProcessChannel, TeeSink, type RecordSink } from '../toolstack/stream/sinks.js';
 import type { ByteOutput } from '../toolstack/stream/byte-output.js';
 import { StreamWriter } from '../toolstack/stream/writer.js';
@@ -34,7 +34,7 @@ export type MigrationOutcome = 'identical' | 'aborted' | 'corrupted';
 export interface MigrationOptions {
   readonly abi: GuestAbi;
   /** A personality or faulty variant name (guest-emu/variants.ts). */
-  readonly guest: string;
+  readonly guest: string | GuestVariant;
   /** Guest memory in pages (nr_pages). */
   readonly memoryPages: number;
   readonly toolstack: StrategyName;
@@ -61,8 +61,21 @@ export interface MigrationOptions {
    * suspends the guest for the toolstack at the first step boundary where no operation is open.
    */
   readonly driver?: (world: DriverWorld) => Generator<string, void, undefined>;
+  /**
+   * Conformance hook (pluggable toolstacks, docs/conformance-interfaces.md): builds the save
+   * instead of the reference `Saver`; `toolstack` then only names it in reports.
+   */
+  readonly createSaver?: (tools: PrivilegedInterface, domid: number, writer: StreamWriter, callbacks: SaveCallbacks, options: SaveOptions) => SaveRun;
+  /** Conformance hook (pluggable guests): builds the source guest instead of `new PvGuest(...)`. */
+  readonly createGuest?: (built: BuiltDomain, xen: Xen, options: GuestOptions) => PvGuest;
   /** Observers of the source guest and its Xen (conformance rules, trace recording), called before the guest boots. */
   readonly observe?: (world: { readonly xen: Xen; readonly guest: PvGuest; readonly peer?: PvGuest }) => void;
+}
+
+/** What a save gives the runner: its steps, and its progress for scenario drivers (the reference `Saver` is one). */
+export interface SaveRun {
+  readonly progress: SaveProgress;
+  run(): Generator<string, SaveReport, undefined>;
 }
 
 export interface DriverWorld {
@@ -105,22 +118,27 @@ export function abiByName(name: string): GuestAbi {
 }
 
 /** Headroom above nr_pages the guest may balloon and grow into. */
-function maxPagesFor(memoryPages: number): number {
-  return memoryPages + Math.max(1024, Math.ceil(memoryPages / 8));
+function maxPagesFor(memoryPages: number, abi: GuestAbi): number {
+  // An eighth of the guest, between 4 MiB and 4 GiB (the guest keeps its balloon in a Map, which
+  // V8 caps at 2^24 entries), and never beyond what the 3-level p2m tree can describe (fpp^3
+  // pfns: 512 GiB on x86_64), where Linux would not put memory either.
+  const fpp = 4096 / abi.wordSize;
+  return Math.min(memoryPages + Math.min(1 << 20, Math.max(1024, Math.ceil(memoryPages / 8))), Math.max(memoryPages, fpp ** 3));
 }
 
 export function runMigration(o: MigrationOptions): MigrationResult {
   if (!Number.isInteger(o.memoryPages) || o.memoryPages < 2048) throw new MigrationConfigError(`guest memory of ${o.memoryPages} pages is too small (at least 8 MiB)`);
-  const variant = parseGuestVariant(o.guest);
+  const variant = typeof o.guest === 'string' ? parseGuestVariant(o.guest) : o.guest;
   const rates = parseWorkloadRates(o.workload);
-  const maxPages = maxPagesFor(o.memoryPages);
+  const maxPages = maxPagesFor(o.memoryPages, o.abi);
   // Room for the guest, its growth, the grant peer and Xen's own frames.
   const machinePages = maxPages * 2 + (1 << 15);
   const srcXen = new Xen({ maxPage: machinePages });
   const dstXen = new Xen({ maxPage: machinePages });
 
   const built = buildDomain(srcXen, { abi: o.abi, memoryPages: o.memoryPages, maxPages, flags: startInfoFlagsFor(variant.personality) });
-  const guest = new PvGuest(built, srcXen, { variant, scrub: o.scrub ?? true });
+  const guestOptions: GuestOptions = { variant, scrub: o.scrub ?? true };
+  const guest = o.createGuest ? o.createGuest(built, srcXen, guestOptions) : new PvGuest(built, srcXen, guestOptions);
   let peer: PvGuest | undefined;
   if (rates.grants > 0 || o.driver) {
     const peerBuilt = buildDomain(srcXen, { abi: X86_64, memoryPages: 1400, maxPages: 1400, flags: startInfoFlagsFor('linear') });
@@ -150,7 +168,7 @@ export function runMigration(o: MigrationOptions): MigrationResult {
 
   const scheduler = new Scheduler(new Rng(Rng.derive(o.seed, 2)), { traceLimit: 0 });
   let runs = 0;
-  let saverRef: Saver | undefined;
+  let saverRef: SaveRun | undefined;
   const driverRng = new Rng(Rng.derive(o.seed, 3));
   let driverSteps: Generator<string, void, undefined> | undefined;
   function* driven(): Generator<string, void, undefined> {
@@ -171,11 +189,7 @@ export function runMigration(o: MigrationOptions): MigrationResult {
     } else scheduler.add(`guest-${runs++}`, workload.run());
   };
   const interval = o.checkpointInterval ?? 2000;
-  const saver = new Saver(
-    srcTools,
-    guest.domid,
-    writer,
-    {
+  const callbacks: SaveCallbacks = {
       *suspend() {
         guest.requestSuspend();
         while (!guest.suspended) yield 'toolstack: waiting for the guest to suspend';
@@ -185,14 +199,14 @@ export function runMigration(o: MigrationOptions): MigrationResult {
         startWorkload();
         for (let i = 0; i < interval; i++) yield 'toolstack: the guest runs between checkpoints';
       },
-    },
-    {
-      strategy: o.toolstack,
-      ...(o.mechanisms ? { mechanisms: o.mechanisms } : {}),
-      checkpoints,
-      stepsPerBatch: o.stepsPerBatch ?? 8,
-    },
-  );
+  };
+  const saveOptions: SaveOptions = {
+    strategy: o.toolstack,
+    ...(o.mechanisms ? { mechanisms: o.mechanisms } : {}),
+    checkpoints,
+    stepsPerBatch: o.stepsPerBatch ?? 8,
+  };
+  const saver: SaveRun = o.createSaver ? o.createSaver(srcTools, guest.domid, writer, callbacks, saveOptions) : new Saver(srcTools, guest.domid, writer, callbacks, saveOptions);
   saverRef = saver;
   startWorkload();
   scheduler.add('toolstack', saver.run());

@@ -134,6 +134,7 @@ describe('bench runner: the table', function () {
   });
 
   it('states the figures not measurable yet in one line, without a value', function () {
+    if (NOT_MEASURABLE.figures.length === 0) this.skip();
     const lines = table({ figures: [figure({})], skipped: [], notMeasurable: NOT_MEASURABLE }).split('\n');
     const nm = lines.filter((l) => l.includes('not measurable'));
     expect(nm.map((l) => l.replace(/\s+/g, ' '))).to.deep.equal([`${NOT_MEASURABLE.figures.join(', ')} not measurable yet: ${NOT_MEASURABLE.reason}`]);
