@@ -120,22 +120,64 @@ function walkTable(w: ListWalk, c: WalkContext, level: number, mfn: number, tabl
   for (let i = first; i <= last; i++) walkEntry(w, c, level, mfn, tableVa, i);
 }
 
+/** Whether `f` is one of the walked domain's frames (what the tools could map). */
+function usableFrame(c: WalkContext, f: number): boolean {
+  return c.m.isValidMfn(f) && c.m.ownerOf(f) === c.domid;
+}
+
+/**
+ * The frame each entry of the L1 table `mfn` maps (FRAME_UNMAPPED for absent or foreign ones),
+ * read once per walk: Linux maps the list beyond its last leaf with one shared PTE page, so the
+ * same table appears hundreds of times in one walk.
+ */
+function leafKinds(w: ListWalk, c: WalkContext, mfn: number): Float64Array {
+  const memo = (w as { memo?: Map<number, Float64Array> }).memo ?? new Map<number, Float64Array>();
+  (w as { memo?: Map<number, Float64Array> }).memo = memo;
+  let kinds = memo.get(mfn);
+  if (kinds) return kinds;
+  kinds = new Float64Array(512);
+  const page = c.m.bytes(mfn);
+  const words = new Uint32Array(page.buffer, page.byteOffset, PAGE_SIZE / 4);
+  for (let i = 0; i < 512; i++) {
+    const lo = words[2 * i]!;
+    const frame = (words[2 * i + 1]! & 0xfffff) * 2 ** 20 + (lo >>> 12);
+    kinds[i] = (lo & 1) !== 0 && usableFrame(c, frame) ? frame : FRAME_UNMAPPED;
+  }
+  memo.set(mfn, kinds);
+  return kinds;
+}
+
 /** Follows entry `i` of a table at `level`: a leaf, a superpage, or a lower table. */
 function walkEntry(w: ListWalk, c: WalkContext, level: number, mfn: number, tableVa: number, i: number): void {
   const { span } = tableGeometry(c.p, level);
   const pte = readPte(c.m, mfn, i);
   if (!pte.present) return;
   const va = tableVa + i * span;
-  const usable = (f: number): boolean => c.m.isValidMfn(f) && c.m.ownerOf(f) === c.domid;
   if (level === 1 || (pte.large && !(c.p.levels === 3 && level === 3))) {
-    const kind = level === 1 ? (usable(pte.frame) ? pte.frame : FRAME_UNMAPPED) : FRAME_LARGE;
+    const kind = level === 1 ? (usableFrame(c, pte.frame) ? pte.frame : FRAME_UNMAPPED) : FRAME_LARGE;
     const from = Math.max(0, Math.floor((va - w.base) / PAGE_SIZE));
     const to = Math.min(w.extent, Math.floor((va + span - w.base) / PAGE_SIZE));
     for (let page = from; page < to; page++) w.backing.set(page, kind);
     return;
   }
   // A table that is not the domain's maps nothing the tools could use: its pages stay unmapped.
-  if (usable(pte.frame)) walkTable(w, c, level - 1, pte.frame, va);
+  if (!usableFrame(c, pte.frame)) return;
+  if (level === 2) {
+    // An L1 table: its entries all lead to leaves, read once per walk whatever its repeats.
+    const list = w.tables.get(pte.frame);
+    if (list) list.push({ level: 1, tableVa: va });
+    else w.tables.set(pte.frame, [{ level: 1, tableVa: va }]);
+    const kinds = leafKinds(w, c, pte.frame);
+    const end = w.base + w.extent * PAGE_SIZE;
+    const first = Math.max(0, Math.floor((w.base - va) / PAGE_SIZE));
+    const last = Math.min(511, Math.floor((end - 1 - va) / PAGE_SIZE));
+    for (let k = first; k <= last; k++) {
+      const page = (va + k * PAGE_SIZE - w.base) / PAGE_SIZE;
+      if (page >= 0 && page < w.extent) w.backing.set(page, kinds[k]!);
+    }
+    return;
+  }
+  walkTable(w, c, level - 1, pte.frame, va);
 }
 
 /** Walks the list from `cr3` (the guest's folded value) over its extent. */
@@ -147,6 +189,7 @@ export function walkList(abi: GuestAbi, m: Machine, domid: number, cr3: bigint, 
   if (extent === 0) w.error = `p2m_vaddr 0x${vaddr.toString(16)} leaves no room for the list`;
   else if (!(m.isValidMfn(root) && m.ownerOf(root) === domid)) w.error = `root frame ${hex(root)} of p2m_cr3 0x${cr3.toString(16)} is not the domain's`;
   else walkTable(w, { m, domid, p }, p.levels, root, 0);
+  delete (w as { memo?: unknown }).memo;
   return w;
 }
 
@@ -171,7 +214,10 @@ export function rewalkEntry(abi: GuestAbi, m: Machine, domid: number, w: ListWal
     before.push(w.backing.get(page));
     w.backing.set(page, FRAME_UNMAPPED);
   }
+  // Tables may have changed since the memo of L1 contents was made: it lives for one (re)walk.
+  delete (w as { memo?: unknown }).memo;
   walkEntry(w, { m, domid, p }, level, mfn, tableVa, entry);
+  delete (w as { memo?: unknown }).memo;
   const changed: [number, number][] = [];
   for (let page = from; page < to; page++) if (w.backing.get(page) !== before[page - from]) changed.push([page, before[page - from]!]);
   return changed;
