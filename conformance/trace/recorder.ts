@@ -330,7 +330,7 @@ export class TraceRecorder {
     this.pagesChanged(t.backing, changed);
   }
 
-  private onLeafStore(e: StoreEvent, pages: number | Set<number>): void {
+  private onLeafStore(e: StoreEvent, pages: number | ReadonlySet<number>): void {
     const value = this.storedValue(e);
     const by = e.by === 'guest' ? {} : { by: e.by };
     const inElement = e.offset % this.ws;

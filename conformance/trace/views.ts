@@ -9,10 +9,14 @@ import { PAGE_SIZE, xen_cr3_to_pfn, type GuestAbi } from '../../abi/index.js';
 import type { Machine } from '../../xen-emu/machine.js';
 import { FRAME_LARGE, FRAME_UNMAPPED } from './format.js';
 
-/** Which frame backs each page, and the pages each frame backs. */
+/**
+ * Which frame backs each page, and the pages each frame backs. The reverse index is built on the
+ * first question and kept up to date from then on: the walks before it (boot sets hundreds of
+ * thousands of pages, Linux's list beyond its last leaf being one shared page) cost nothing extra.
+ */
 export class Backing {
   readonly pageFrame: Float64Array;
-  private readonly byFrame = new Map<number, number | Set<number>>();
+  private byFrame: Map<number, number | Set<number>> | undefined;
 
   constructor(readonly pages: number) {
     this.pageFrame = new Float64Array(pages).fill(FRAME_UNMAPPED);
@@ -25,27 +29,37 @@ export class Backing {
   set(page: number, mfn: number): void {
     const old = this.pageFrame[page]!;
     if (old === mfn) return;
+    this.pageFrame[page] = mfn;
+    const index = this.byFrame;
+    if (index === undefined) return;
     if (old >= 0) {
-      const s = this.byFrame.get(old)!;
-      if (typeof s === 'number') this.byFrame.delete(old);
+      const s = index.get(old)!;
+      if (typeof s === 'number') index.delete(old);
       else {
         s.delete(page);
-        if (s.size === 1) this.byFrame.set(old, s.values().next().value!);
+        if (s.size === 1) index.set(old, s.values().next().value!);
       }
     }
-    if (mfn >= 0) {
-      const s = this.byFrame.get(mfn);
-      if (s === undefined) this.byFrame.set(mfn, page);
-      else if (typeof s === 'number') this.byFrame.set(mfn, new Set([s, page]));
-      else s.add(page);
-    }
-    this.pageFrame[page] = mfn;
+    if (mfn >= 0) add(index, mfn, page);
   }
 
   /** The pages `mfn` backs (none when it backs none). */
-  pagesOf(mfn: number): number | Set<number> | undefined {
+  pagesOf(mfn: number): number | ReadonlySet<number> | undefined {
+    if (this.byFrame === undefined) {
+      const index = new Map<number, number | Set<number>>();
+      const frames = this.pageFrame;
+      for (let page = 0; page < frames.length; page++) if (frames[page]! >= 0) add(index, frames[page]!, page);
+      this.byFrame = index;
+    }
     return this.byFrame.get(mfn);
   }
+}
+
+function add(index: Map<number, number | Set<number>>, mfn: number, page: number): void {
+  const s = index.get(mfn);
+  if (s === undefined) index.set(mfn, page);
+  else if (typeof s === 'number') index.set(mfn, new Set([s, page]));
+  else s.add(page);
 }
 
 /** One place a page-table frame appears on the walk: its level, and the VA (masked) of its entry 0. */
