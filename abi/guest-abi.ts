@@ -51,6 +51,10 @@ export function guestAbi(name: GuestAbiName): GuestAbi {
 }
 
 /** All ones at guest width: `~0UL` for the guest. */
+const WORD_MASK_32 = (1n << 32n) - 1n;
+const WORD_MASK_64 = (1n << 64n) - 1n;
+
 export function wordMask(abi: GuestAbi): bigint {
-  return (1n << BigInt(abi.wordSize * 8)) - 1n;
+  // Constants: this sits on per-entry paths (p2m reads widen through it).
+  return abi.wordSize === 4 ? WORD_MASK_32 : WORD_MASK_64;
 }

@@ -213,6 +213,8 @@ export class Saver {
   private generation = 0n;
   private maxPfnField = 0n;
   private guestSuspended = false;
+  /** The guest resumed (and republished) since the p2m was last mapped. */
+  private republished = false;
   private checkpoint = 0;
 
   private readonly log: SaveRound[] = [];
@@ -363,6 +365,9 @@ export class Saver {
           this.guestSuspended = false;
           this.tools.unpause(this.domid);
           if (this.callbacks.resumeBetweenCheckpoints) yield* this.callbacks.resumeBetweenCheckpoints(this.checkpoint);
+          // The guest republished on resume (p2m_generation back to 0): a count that climbs back
+          // to the value last seen would hide the changes made since, so remap regardless.
+          this.republished = true;
         }
       }
     }
@@ -667,49 +672,52 @@ export class Saver {
    */
   private *track(dirty: Bitmap, final: boolean, inPassAnyway: readonly Bitmap[] = []): Generator<StepLabel, { bitmap: Bitmap; resent: number }, undefined> {
     if (this.strategy !== 'deep-tracking') return { bitmap: grow(dirty, this.p2m.p2mSize), resent: 0 };
-    const marks = new Set<number>();
     const changedLeaves = yield* this.checkStructure(dirty, final);
     const bitmap = grow(dirty, this.p2m.p2mSize);
-    for (const x of changedLeaves) this.markLeaf(x, marks, true);
+    const mark = { bitmap, inPassAnyway, resent: 0 };
+    for (const x of changedLeaves) this.markLeaf(x, mark, true);
     if (this.has(2) || this.has(3)) {
       for (let x = 0; x < this.p2m.leafPfns.length; x++) {
         if (changedLeaves.has(x) || !testBit(bitmap, this.p2m.leafPfns[x]!)) continue;
-        this.markLeaf(x, marks, false);
+        this.markLeaf(x, mark, false);
       }
     }
-    let resent = 0;
-    for (const pfn of marks) {
-      if (pfn < this.p2m.p2mSize && !testBit(bitmap, pfn)) {
-        setBit(bitmap, pfn);
-        // A pfn never sent (newly covered by a grown p2m) is sent for the first time, not resent.
-        if (testBit(this.sent, pfn) && !inPassAnyway.some((b) => pfn >>> 5 < b.length && testBit(b, pfn))) resent++;
-      }
-    }
-    return { bitmap, resent };
+    return { bitmap, resent: mark.resent };
   }
 
-  /** Marks the pfns of leaf `x` to resend: those whose entry changed (option 2), or all of them. */
-  private markLeaf(x: number, marks: Set<number>, structural: boolean): void {
+  /**
+   * Sets in the pass bitmap the pfns of leaf `x` to send: those whose entry changed since they were
+   * sent (option 2), or every pfn of the frame (without option 2: option 3's dirty frames, option
+   * 4's new frames). A pfn never sent goes only if it has a frame: the receiver has nothing for an
+   * unsent pfn, which is what XTAB would say. Counts as resent what was sent before and is not in
+   * the pass anyway.
+   */
+  private markLeaf(x: number, mark: { bitmap: Bitmap; inPassAnyway: readonly Bitmap[]; resent: number }, structural: boolean): void {
+    const diff = this.has(2);
+    if (!diff && !structural && !this.has(3)) return;
     const first = x * this.fpp;
     const end = Math.min(first + this.fpp, this.p2m.p2mSize);
     const per = this.width / 4;
     const words = this.leafWords[x]!;
-    // Without option 2 there is no copy to diff against: every pfn of the frame goes again
-    // (option 3's dirty frames, option 4's new frames).
-    const diff = this.has(2);
-    if (!diff && !structural && !this.has(3)) return;
+    const { bitmap, inPassAnyway } = mark;
     for (let pfn = first; pfn < end; pfn++) {
-      if (!diff || !testBit(this.sent, pfn)) {
-        marks.add(pfn);
-        continue;
-      }
       const k = pfn - first;
-      for (let j = 0; j < per; j++) {
-        if (this.sentWords[pfn * per + j] !== words[k * per + j]) {
-          marks.add(pfn);
-          break;
+      const sent = testBit(this.sent, pfn);
+      let send: boolean;
+      if (!sent) send = !(words[k * per] === U32 && (per === 1 || words[k * per + 1] === U32));
+      else if (!diff) send = true;
+      else {
+        send = false;
+        for (let j = 0; j < per; j++) {
+          if (this.sentWords[pfn * per + j] !== words[k * per + j]) {
+            send = true;
+            break;
+          }
         }
       }
+      if (!send || testBit(bitmap, pfn)) continue;
+      setBit(bitmap, pfn);
+      if (sent && !inPassAnyway.some((b) => pfn >>> 5 < b.length && testBit(b, pfn))) mark.resent++;
     }
   }
 
@@ -721,7 +729,10 @@ export class Saver {
     const changed = new Set<number>();
     const list = this.p2m.source === 'list';
     let remap = false;
-    if (list && this.has(4)) {
+    if (this.republished && ((list && this.has(4)) || (!list && this.has(3)))) {
+      remap = true;
+      this.republished = false;
+    } else if (list && this.has(4)) {
       let shared = this.readShared();
       if (shared.generation !== this.generation || shared.maxPfn !== this.maxPfnField) {
         for (let waited = 0; shared.generation % 2n === 1n; waited++) {

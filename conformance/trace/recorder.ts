@@ -18,7 +18,7 @@
 import { PAGE_SIZE, shared_info, start_info, type GuestAbi } from '../../abi/index.js';
 import type { GuestEvent, GuestListener } from '../../guest-emu/guest.js';
 import type { StoreEvent, XenEvent } from '../../xen-emu/events.js';
-import { INVALID_M2P } from '../../xen-emu/machine.js';
+import { INVALID_M2P, type Machine } from '../../xen-emu/machine.js';
 import type { Xen } from '../../xen-emu/xen.js';
 import {
   FRAME_UNMAPPED,
@@ -31,6 +31,7 @@ import {
   type SharedField,
   type TraceEvent,
   type TraceHeader,
+  type WordRun,
 } from './format.js';
 import { WordRunBuilder, frameRuns, p2mRuns, pageRuns } from './runs.js';
 import { listExtent, readMidSlot, rewalkEntry, readPte, readTree, tableGeometry, pagingOf, topSlots, walkList, type Backing, type ListWalk, type TablePos, type TreeRead } from './views.js';
@@ -208,10 +209,18 @@ export class TraceRecorder {
   private pagesChanged(view: Backing, pages: readonly number[]): void {
     if (view !== this.authority) return;
     // One event per run of consecutive pages.
+    const emptyFrames = new Map<number, boolean>();
     for (let i = 0; i < pages.length; ) {
       let j = i + 1;
       while (j < pages.length && pages[j] === pages[j - 1]! + 1) j++;
-      const entries = pages.slice(i, j).flatMap((page) => pageRuns(this.xen.machine, view.get(page), page, this.ws));
+      const entries: WordRun[] = [];
+      for (let k = i; k < j; k++) {
+        const frame = view.get(pages[k]!);
+        // Linux's shared missing page backs most of a new PTE page's span: all INVALID, no runs.
+        let empty = emptyFrames.get(frame);
+        if (empty === undefined) emptyFrames.set(frame, (empty = isAllInvalid(this.xen.machine, frame)));
+        if (!empty) for (const run of pageRuns(this.xen.machine, frame, pages[k]!, this.ws)) entries.push(run);
+      }
       this.sink({ type: 'p2m', first: pages[i]! * this.fpp, count: (j - i) * this.fpp, entries });
       i = j;
     }
@@ -362,4 +371,13 @@ export class TraceRecorder {
         return;
     }
   }
+}
+
+/** Whether every word of frame `mfn` is all ones (an all-INVALID p2m page), or there is no frame. */
+function isAllInvalid(m: Machine, mfn: number): boolean {
+  if (mfn < 0) return true;
+  const bytes = m.bytes(mfn);
+  const words = new Uint32Array(bytes.buffer, bytes.byteOffset, PAGE_SIZE / 4);
+  for (let i = 0; i < words.length; i++) if (words[i] !== 0xffffffff) return false;
+  return true;
 }

@@ -9,14 +9,19 @@ import { PAGE_SIZE, xen_cr3_to_pfn, type GuestAbi } from '../../abi/index.js';
 import type { Machine } from '../../xen-emu/machine.js';
 import { FRAME_LARGE, FRAME_UNMAPPED } from './format.js';
 
+/** A frame backing more pages than this is only counted: Linux's shared missing page backs most of the list. */
+const MANY = 64;
+
+type Backed = number | Set<number> | { many: number };
+
 /**
  * Which frame backs each page, and the pages each frame backs. The reverse index is built on the
- * first question and kept up to date from then on: the walks before it (boot sets hundreds of
- * thousands of pages, Linux's list beyond its last leaf being one shared page) cost nothing extra.
+ * first question and kept up to date from then on; a frame that backs many pages (the shared
+ * missing page) is only counted there, and asked for by a scan (a store into it is a rare event).
  */
 export class Backing {
   readonly pageFrame: Float64Array;
-  private byFrame: Map<number, number | Set<number>> | undefined;
+  private byFrame: Map<number, Backed> | undefined;
 
   constructor(readonly pages: number) {
     this.pageFrame = new Float64Array(pages).fill(FRAME_UNMAPPED);
@@ -32,34 +37,43 @@ export class Backing {
     this.pageFrame[page] = mfn;
     const index = this.byFrame;
     if (index === undefined) return;
-    if (old >= 0) {
-      const s = index.get(old)!;
-      if (typeof s === 'number') index.delete(old);
-      else {
-        s.delete(page);
-        if (s.size === 1) index.set(old, s.values().next().value!);
-      }
-    }
+    if (old >= 0) remove(index, old, page);
     if (mfn >= 0) add(index, mfn, page);
   }
 
   /** The pages `mfn` backs (none when it backs none). */
   pagesOf(mfn: number): number | ReadonlySet<number> | undefined {
     if (this.byFrame === undefined) {
-      const index = new Map<number, number | Set<number>>();
+      const index = new Map<number, Backed>();
       const frames = this.pageFrame;
       for (let page = 0; page < frames.length; page++) if (frames[page]! >= 0) add(index, frames[page]!, page);
       this.byFrame = index;
     }
-    return this.byFrame.get(mfn);
+    const e = this.byFrame.get(mfn);
+    if (e === undefined || typeof e === 'number' || e instanceof Set) return e;
+    const pages = new Set<number>();
+    for (let page = 0; page < this.pageFrame.length; page++) if (this.pageFrame[page] === mfn) pages.add(page);
+    return pages;
   }
 }
 
-function add(index: Map<number, number | Set<number>>, mfn: number, page: number): void {
-  const s = index.get(mfn);
-  if (s === undefined) index.set(mfn, page);
-  else if (typeof s === 'number') index.set(mfn, new Set([s, page]));
-  else s.add(page);
+function add(index: Map<number, Backed>, mfn: number, page: number): void {
+  const e = index.get(mfn);
+  if (e === undefined) index.set(mfn, page);
+  else if (typeof e === 'number') index.set(mfn, new Set([e, page]));
+  else if (e instanceof Set) {
+    e.add(page);
+    if (e.size > MANY) index.set(mfn, { many: e.size });
+  } else e.many++;
+}
+
+function remove(index: Map<number, Backed>, mfn: number, page: number): void {
+  const e = index.get(mfn)!;
+  if (typeof e === 'number') index.delete(mfn);
+  else if (e instanceof Set) {
+    e.delete(page);
+    if (e.size === 1) index.set(mfn, e.values().next().value!);
+  } else if (--e.many === 0) index.delete(mfn);
 }
 
 /** One place a page-table frame appears on the walk: its level, and the VA (masked) of its entry 0. */
