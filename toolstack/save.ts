@@ -213,6 +213,7 @@ export class Saver {
   private generation = 0n;
   private maxPfnField = 0n;
   private guestSuspended = false;
+  private sharedOffsets: { generation: number; maxPfn: number; fll: number; p2mCr3: number } | undefined;
   /** The guest resumed (and republished) since the p2m was last mapped. */
   private republished = false;
   private checkpoint = 0;
@@ -649,10 +650,18 @@ export class Saver {
   }
 
   private readShared(): { generation: bigint; maxPfn: bigint; fll: bigint; p2mCr3: bigint } {
+    // Four words at offsets from the declared layout: this runs every pass and every wait step,
+    // where a struct view per call would cost more than the pass bookkeeping.
     const page = this.tools.sharedInfo(this.domid);
-    const a = shared_info.view(this.abi, Buffer.from(page.buffer, page.byteOffset, PAGE_SIZE)).arch;
-    const now = { generation: BigInt(a.p2m_generation), maxPfn: BigInt(a.max_pfn), fll: BigInt(a.pfn_to_mfn_frame_list_list), p2mCr3: BigInt(a.p2m_cr3) };
-    return now;
+    const view = new DataView(page.buffer, page.byteOffset, PAGE_SIZE);
+    const at = this.sharedOffsets ??= {
+      generation: shared_info.offsetOf(this.abi, 'arch.p2m_generation'),
+      maxPfn: shared_info.offsetOf(this.abi, 'arch.max_pfn'),
+      fll: shared_info.offsetOf(this.abi, 'arch.pfn_to_mfn_frame_list_list'),
+      p2mCr3: shared_info.offsetOf(this.abi, 'arch.p2m_cr3'),
+    };
+    const word = (off: number): bigint => (this.width === 8 ? view.getBigUint64(off, true) : BigInt(view.getUint32(off, true)));
+    return { generation: word(at.generation), maxPfn: word(at.maxPfn), fll: word(at.fll), p2mCr3: word(at.p2mCr3) };
   }
 
   /** abort-on-change: libxc's `x86_pv_check_vm_state` (list mode, live saves only). */

@@ -37,6 +37,7 @@ export interface Recording {
 /** Starts recording `guest` on `xen`; the header is written first. */
 export function recordTrace(xen: Xen, guest: RecordableGuest, options: RecordOptions = {}): Recording {
   const fd = options.file === undefined ? undefined : openSync(options.file, 'w');
+  const writes = fd !== undefined || options.writeLine !== undefined;
   const write = (line: string): void => {
     if (fd !== undefined) writeSync(fd, `${line}\n`);
     options.writeLine?.(line);
@@ -55,13 +56,14 @@ export function recordTrace(xen: Xen, guest: RecordableGuest, options: RecordOpt
   };
   const deliver = (e: TraceEvent): void => {
     count++;
-    write(formatLine(e));
+    // Formatting is for a file or a line sink; an online check alone needs only the event.
+    if (writes) write(formatLine(e));
     checker?.feed(e);
     options.onEvent?.(e);
   };
   const recorder = new TraceRecorder(xen, guest, sink, options);
   header = recorder.header;
-  write(formatLine(header));
+  if (writes) write(formatLine(header));
   if (options.check) checker = new GuestRuleChecker(header, typeof options.check === 'object' ? options.check : {});
   for (const e of pending.splice(0)) deliver(e);
   let stopped = false;
