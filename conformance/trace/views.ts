@@ -287,13 +287,42 @@ export function readTree(abi: GuestAbi, m: Machine, domid: number, fllValue: big
   const mids = new Map<number, Set<number>>();
   const fll = fllValue > BigInt(Number.MAX_SAFE_INTEGER) ? FRAME_UNMAPPED : treeFrame(m, domid, Number(fllValue));
   if (fll < 0) return { backing, fll: -1, mids };
-  for (let t = 0; t < topSlots(abi); t++) readMidSlot(abi, m, domid, fll, t, backing, mids);
+  // Linux points every unused top slot at one shared all-missing mid page: read each mid once.
+  const memo = new Map<number, Float64Array>();
+  for (let t = 0; t < topSlots(abi); t++) readMidSlot(abi, m, domid, fll, t, backing, mids, memo);
   return { backing, fll, mids };
 }
 
+/** The leaf frame each entry of mid page `mid` names (FRAME_UNMAPPED where none of the domain's). */
+function midLeaves(m: Machine, domid: number, mid: number, width: 4 | 8): Float64Array {
+  const fpp = PAGE_SIZE / width;
+  const out = new Float64Array(fpp);
+  const page = m.bytes(mid);
+  const words = new Uint32Array(page.buffer, page.byteOffset, PAGE_SIZE / 4);
+  for (let i = 0; i < fpp; i++) {
+    let word: number;
+    if (width === 4) word = words[i]!;
+    else {
+      const hi = words[2 * i + 1]!;
+      word = hi >= 0x100000 ? -1 : hi * 2 ** 32 + words[2 * i]!;
+    }
+    out[i] = treeFrame(m, domid, word);
+  }
+  return out;
+}
+
 /** (Re)reads top slot `t`: its mid frame and that mid's leaves. Returns the pages whose leaf changed. */
-export function readMidSlot(abi: GuestAbi, m: Machine, domid: number, fll: number, t: number, backing: Backing, mids: Map<number, Set<number>>): number[] {
-  const width = abi.wordSize;
+export function readMidSlot(
+  abi: GuestAbi,
+  m: Machine,
+  domid: number,
+  fll: number,
+  t: number,
+  backing: Backing,
+  mids: Map<number, Set<number>>,
+  memo?: Map<number, Float64Array>,
+): number[] {
+  const width = abi.wordSize as 4 | 8;
   const fpp = PAGE_SIZE / width;
   for (const [mfn, slots] of mids) {
     if (slots.delete(t) && slots.size === 0) mids.delete(mfn);
@@ -304,10 +333,18 @@ export function readMidSlot(abi: GuestAbi, m: Machine, domid: number, fll: numbe
     if (slots) slots.add(t);
     else mids.set(mid, new Set([t]));
   }
+  let leaves: Float64Array | undefined;
+  if (mid >= 0) {
+    leaves = memo?.get(mid);
+    if (!leaves) {
+      leaves = midLeaves(m, domid, mid, width);
+      memo?.set(mid, leaves);
+    }
+  }
   const changed: number[] = [];
   for (let i = 0; i < fpp; i++) {
     const page = t * fpp + i;
-    const leaf = mid < 0 ? FRAME_UNMAPPED : treeFrame(m, domid, readWord(m, mid, i, width));
+    const leaf = leaves === undefined ? FRAME_UNMAPPED : leaves[i]!;
     if (backing.get(page) !== leaf) {
       backing.set(page, leaf);
       changed.push(page);
