@@ -117,7 +117,8 @@ class Probe {
   }
 }
 
-function base(spec: CellSpec, started: number) {
+/** The fields every cell result starts with. */
+export function cellBase(spec: CellSpec, started: number) {
   return {
     id: cellId(spec),
     scenario: spec.scenario,
@@ -138,7 +139,7 @@ function message(err: unknown): string {
 export async function runCell(spec: CellSpec): Promise<CellResult> {
   const started = performance.now();
   const scenario = scenarioById(spec.scenario);
-  if (!scenario) return { ...base(spec, started), verdict: 'ERROR', reason: `unknown scenario ${spec.scenario}`, rules_violated: [], violations: [] };
+  if (!scenario) return { ...cellBase(spec, started), verdict: 'ERROR', reason: `unknown scenario ${spec.scenario}`, rules_violated: [], violations: [] };
 
   let guestSubject: GuestSubject | undefined;
   let toolstackSubject: ToolstackSubject | undefined;
@@ -151,10 +152,10 @@ export async function runCell(spec: CellSpec): Promise<CellResult> {
     if (isModulePath(spec.toolstack)) toolstackSubject = await loadToolstackSubject(spec.toolstack);
     else if (!(STRATEGIES as readonly string[]).includes(spec.toolstack)) throw new Error(`unknown toolstack ${spec.toolstack}`);
   } catch (err) {
-    return { ...base(spec, started), verdict: 'ERROR', reason: message(err), rules_violated: [], violations: [] };
+    return { ...cellBase(spec, started), verdict: 'ERROR', reason: message(err), rules_violated: [], violations: [] };
   }
   const skip = scenario.skipReason?.(personality);
-  if (skip) return { ...base(spec, started), verdict: 'SKIP', reason: skip, rules_violated: [], violations: [] };
+  if (skip) return { ...cellBase(spec, started), verdict: 'SKIP', reason: skip, rules_violated: [], violations: [] };
 
   const probe = new Probe();
   let recording: Recording | undefined;
@@ -211,8 +212,8 @@ export async function runCell(spec: CellSpec): Promise<CellResult> {
   const guestCaught = guestReports.length > 0;
   if (!result) {
     const hung = failure instanceof Error && /did not finish within/.test(failure.message);
-    if (guestCaught) return { ...base(spec, started), verdict: 'FAILURE', outcome: 'rule-violation', reason: `the guest broke ${rules_violated.join(', ')}; then ${message(failure)}`, rules_violated, violations };
-    return { ...base(spec, started), verdict: hung ? 'CRASH' : 'ERROR', reason: message(failure), rules_violated, violations };
+    if (guestCaught) return { ...cellBase(spec, started), verdict: 'FAILURE', outcome: 'rule-violation', reason: `the guest broke ${rules_violated.join(', ')}; then ${message(failure)}`, rules_violated, violations };
+    return { ...cellBase(spec, started), verdict: hung ? 'CRASH' : 'ERROR', reason: message(failure), rules_violated, violations };
   }
   const save = {
     outcome: result.save.outcome,
@@ -225,5 +226,5 @@ export async function runCell(spec: CellSpec): Promise<CellResult> {
   const outcome: CellOutcome = guestCaught ? 'rule-violation' : result.outcome;
   const verdict: Verdict = reports.length > 0 ? 'FAILURE' : 'SUCCESS';
   const reason = guestCaught ? `${violations[0]!.message}${result.reason ? `; migration ${result.outcome}: ${result.reason}` : `; migration ${result.outcome}`}` : result.reason;
-  return { ...base(spec, started), verdict, outcome, ...(reason ? { reason } : {}), rules_violated, violations, save, steps: result.steps };
+  return { ...cellBase(spec, started), verdict, outcome, ...(reason ? { reason } : {}), rules_violated, violations, save, steps: result.steps };
 }

@@ -6,7 +6,7 @@
  */
 
 import { Worker } from 'node:worker_threads';
-import { cellId, subjectLabel, runCell, type CellResult, type CellSpec } from './cell.js';
+import { cellBase, runCell, type CellResult, type CellSpec } from './cell.js';
 
 export interface RunOptions {
   /** Worker threads (1: run in this thread). */
@@ -26,20 +26,7 @@ function spawnWorker(): Worker {
 }
 
 function crashed(spec: CellSpec, why: string): CellResult {
-  return {
-    id: cellId(spec),
-    scenario: spec.scenario,
-    arch: spec.arch,
-    guest: subjectLabel(spec.guest),
-    toolstack: subjectLabel(spec.toolstack),
-    seed: spec.seed,
-    memoryPages: spec.memoryPages,
-    verdict: 'CRASH',
-    reason: why,
-    rules_violated: [],
-    violations: [],
-    ms: 0,
-  };
+  return { ...cellBase(spec, performance.now()), verdict: 'CRASH', reason: why, rules_violated: [], violations: [], ms: 0 };
 }
 
 export async function runCells(cells: readonly CellSpec[], options: RunOptions): Promise<CellResult[]> {

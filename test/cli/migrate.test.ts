@@ -13,31 +13,13 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { main } from '../../cli/program.js';
+import { inProcess, expectUsageError, type Run } from '../support/cli.js';
 import { formatMemorySize, parseMemorySize, type MigrateJson } from '../../cli/migrate.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
-interface Run {
-  readonly status: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
 
-async function inProcess(...args: string[]): Promise<Run> {
-  let stdout = '';
-  let stderr = '';
-  const status = await main(args, { out: (t) => void (stdout += t), err: (t) => void (stderr += t) });
-  return { status, stdout, stderr };
-}
 
-function expectUsageError(r: Run): string {
-  expect(r.status, r.stderr).to.equal(2);
-  expect(r.stdout).to.equal('');
-  expect(r.stderr).to.match(/^xenabi: error: [^\n]+\n$/);
-  expect(r.stderr).to.not.match(/\n\s+at /);
-  return r.stderr.trimEnd();
-}
 
 const SMALL = ['--memory', '16M'];
 /** Balloons in and out every round: the linear list grows and its generation moves during the save. */

@@ -13,17 +13,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { X86_32, X86_64 } from '../../abi/index.js';
-import { main } from '../../cli/program.js';
+import { inProcess, expectUsageError, type Run } from '../support/cli.js';
 import { readStream, recordName } from '../../toolstack/index.js';
 import { pageDataBody, pfnWord, rawMiddleOffset, rawRecord, rawStream, sampleStream } from '../toolstack/support/streams.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
-interface Run {
-  readonly status: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
 
 function xenabi(...args: string[]): Run {
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'cli/xenabi.ts', ...args], {
@@ -35,20 +30,7 @@ function xenabi(...args: string[]): Run {
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-async function inProcess(...args: string[]): Promise<Run> {
-  let stdout = '';
-  let stderr = '';
-  const status = await main(args, { out: (t) => void (stdout += t), err: (t) => void (stderr += t) });
-  return { status, stdout, stderr };
-}
 
-function expectUsageError(r: Run): string {
-  expect(r.status, r.stderr).to.equal(2);
-  expect(r.stdout).to.equal('');
-  expect(r.stderr).to.match(/^xenabi: error: [^\n]+\n$/);
-  expect(r.stderr).to.not.match(/\n\s+at /);
-  return r.stderr.trimEnd();
-}
 
 interface JsonOutput {
   file: string;
