@@ -181,6 +181,7 @@ export async function runCell(spec: CellSpec): Promise<CellResult> {
         if (e.type === 'suspended') probe.checkConsistency();
       });
     },
+    peer: plan.peer ?? false,
     driver: (world) => {
       const inner = plan.driver(world);
       return (function* probed(): Generator<string, void, undefined> {

@@ -62,6 +62,11 @@ export interface MigrationOptions {
    */
   readonly driver?: (world: DriverWorld) => Generator<string, void, undefined>;
   /**
+   * Boot the small peer guest that grants go to and come from (default: when the workload has
+   * grants or a driver is given; a driver that needs no peer may say false and save its boot).
+   */
+  readonly peer?: boolean;
+  /**
    * Conformance hook (pluggable toolstacks, docs/conformance-interfaces.md): builds the save
    * instead of the reference `Saver`; `toolstack` then only names it in reports.
    */
@@ -140,7 +145,7 @@ export function runMigration(o: MigrationOptions): MigrationResult {
   const guestOptions: GuestOptions = { variant, scrub: o.scrub ?? true };
   const guest = o.createGuest ? o.createGuest(built, srcXen, guestOptions) : new PvGuest(built, srcXen, guestOptions);
   let peer: PvGuest | undefined;
-  if (rates.grants > 0 || o.driver) {
+  if (o.peer ?? (rates.grants > 0 || o.driver !== undefined)) {
     const peerBuilt = buildDomain(srcXen, { abi: X86_64, memoryPages: 1400, maxPages: 1400, flags: startInfoFlagsFor('linear') });
     peer = PvGuest.start(peerBuilt, srcXen, {});
   }

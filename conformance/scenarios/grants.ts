@@ -43,6 +43,7 @@ export const GRANT_STORM: Scenario = {
   exercises: 'back-to-back grant maps (FOREIGN_FRAME p2m entries at ballooned pfns), grants to the peer and unmaps, from the first pass to the suspend',
   hazard: 'seed mail: grant map/unmap changes p2m entries without a generation bump; reference §6 "non-bumping entry writes"',
   run: () => ({
+    peer: true,
     *driver(world) {
       const g = world.guest;
       const peer = world.peer!;

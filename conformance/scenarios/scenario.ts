@@ -28,6 +28,8 @@ export interface ScenarioRun {
   /** Scheduler steps one PAGE_DATA batch takes (default DEFAULT_STEPS_PER_BATCH): how much the guest does meanwhile. */
   readonly stepsPerBatch?: number;
   readonly driver: (world: DriverWorld) => Generator<string, void, undefined>;
+  /** The driver uses `world.peer` (the grant peer guest); only then is it booted. */
+  readonly peer?: boolean;
 }
 
 /**
