@@ -12,6 +12,7 @@ import { parseGuestVariant } from '../guest-emu/variants.js';
 import { PrivilegedInterface } from '../xen-emu/privileged.js';
 import type { Xen } from '../xen-emu/xen.js';
 import { STRATEGIES, type StrategyName } from '../toolstack/save.js';
+import { P2mMapError, mapGuestP2m } from '../toolstack/p2m-map.js';
 import { abiByName, runMigration, type DriverWorld, type MigrationOptions, type MigrationResult } from './migration.js';
 import { judgeToolstack, type SaveEvidence } from './rules/toolstack/index.js';
 import type { RuleReport, RuleViolation } from './rules/rule.js';
@@ -100,8 +101,17 @@ class Probe {
     const marker = wide ? FOREIGN_FRAME_BIT_X86_64 | IDENTITY_FRAME_BIT_X86_64 : FOREIGN_FRAME_BIT_X86_32 | IDENTITY_FRAME_BIT_X86_32;
     const invalid = INVALID_P2M_ENTRY(g.abi);
     const end = Math.min(g.lastPfn, g.list.areaPfns);
+    // The p2m as a toolstack maps it (one mapping, then plain reads); the guest's own reads go
+    // through its page tables one pfn at a time. A guest whose p2m cannot be mapped is read that way.
+    let read = (pfn: number): bigint => g.list.read(pfn);
+    try {
+      const mapped = mapGuestP2m(tools, g.domid);
+      if (mapped.p2mSize >= end) read = (pfn) => mapped.rawEntry(pfn);
+    } catch (err) {
+      if (!(err instanceof P2mMapError)) throw err;
+    }
     for (let pfn = 0; pfn < end && this.inconsistent.length < 8; pfn++) {
-      const e = g.list.read(pfn);
+      const e = read(pfn);
       if (e === invalid || (e & marker) !== 0n) continue;
       if (tools.m2p(Number(e)) !== pfn) this.inconsistent.push(pfn);
     }
