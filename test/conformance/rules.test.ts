@@ -1,6 +1,7 @@
 /** Each toolstack rule fires where it should, from a real migration, and stays silent on deep-tracking. */
 
 import { expect } from 'chai';
+import { fileURLToPath } from 'node:url';
 import { runCell, type CellSpec } from '../../conformance/cell.js';
 import { DEFAULT_MEMORY_PAGES } from '../../conformance/matrix.js';
 
@@ -23,4 +24,22 @@ describe('toolstack rules', function () {
       expect(good.rules_violated.filter((id) => id.startsWith('T-')), good.reason).to.deep.equal([]);
     });
   }
+});
+
+describe('toolstack rules: T-ABORT-01', function () {
+  this.timeout(120_000);
+  const givesUp = fileURLToPath(new URL('../fixtures/toolstacks/gives-up.js', import.meta.url));
+
+  it('fires on a toolstack that aborts the save of a guest that changed nothing', async () => {
+    const r = await runCell(cell('quiet', 'linear', givesUp));
+    expect(r.outcome, r.reason).to.equal('aborted');
+    expect(r.rules_violated).to.deep.equal(['T-ABORT-01']);
+    expect(r.verdict).to.equal('FAILURE');
+  });
+
+  it('stays silent where an abort has a reason: abort-on-change on a growing list guest', async () => {
+    const r = await runCell(cell('p2m-growth', 'linear', 'abort-on-change'));
+    expect(r.outcome, r.reason).to.equal('aborted');
+    expect(r.rules_violated).to.not.include('T-ABORT-01');
+  });
 });

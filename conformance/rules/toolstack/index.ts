@@ -4,7 +4,7 @@ import type { RuleReport } from '../rule.js';
 import { TOOLSTACK_RULES } from './rules.js';
 import type { ToolstackJudgement, ToolstackRule } from './toolstack-rule.js';
 
-export { T_DEFER_01, T_REMAP_01, T_RESEND_01, T_REMUS_01, T_SILENT_01, TOOLSTACK_RULES } from './rules.js';
+export { T_ABORT_01, T_DEFER_01, T_REMAP_01, T_RESEND_01, T_REMUS_01, T_SILENT_01, TOOLSTACK_RULES } from './rules.js';
 export type { SaveEvidence, ToolstackJudgement, ToolstackRule } from './toolstack-rule.js';
 
 /** One report per violated rule, in registry order. */

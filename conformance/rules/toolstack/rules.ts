@@ -99,4 +99,19 @@ export const T_REMUS_01: ToolstackRule = {
   },
 };
 
-export const TOOLSTACK_RULES: readonly ToolstackRule[] = Object.freeze([T_REMAP_01, T_RESEND_01, T_DEFER_01, T_SILENT_01, T_REMUS_01]);
+export const T_ABORT_01: ToolstackRule = {
+  meta: {
+    id: 'T-ABORT-01',
+    subject: 'toolstack',
+    title: 'aborts only for a reason',
+    rule: 'A save of a guest that changed neither its p2m entries nor its p2m structure, and was consistent when suspended, is not aborted.',
+    reference: 'libxc aborts a live save only on a failed check (a moved generation, an inconsistent page table once paused, a mapping failure); a toolstack that always gives up would otherwise pass every rule',
+  },
+  judge({ result, evidence }) {
+    if (result.outcome !== 'aborted') return [];
+    if (evidence.structuralChanges > 0 || evidence.entryChanges > 0 || evidence.inconsistentAtSuspend.length > 0) return [];
+    return [{ rule: 'T-ABORT-01', message: `Fail: migration of a guest that changed nothing in its p2m, expected identical, got aborted: ${result.reason ?? '?'}` }];
+  },
+};
+
+export const TOOLSTACK_RULES: readonly ToolstackRule[] = Object.freeze([T_REMAP_01, T_RESEND_01, T_DEFER_01, T_SILENT_01, T_REMUS_01, T_ABORT_01]);
