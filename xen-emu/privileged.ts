@@ -26,7 +26,7 @@ import {
 import type { Domain } from './domain.js';
 import { XlatPfnList } from './hypercalls/memory_op/pfn-list.js';
 import { reservationOp } from './hypercalls/memory_op/reservation.js';
-import { INVALID_M2P, PageType } from './machine.js';
+import { FLAG_PINNED, FLAG_XENHEAP, INVALID_M2P, PageType, TYPE_MASK } from './machine.js';
 import { pinTable } from './pagetable.js';
 import type { Xen } from './xen.js';
 
@@ -154,6 +154,64 @@ export class PrivilegedInterface {
     });
   }
 
+  // ------------------------------------------------------------------------------------------
+  // Bulk forms for the migration hot paths (issue 8): the same answers as the per-frame calls
+  // above, written into caller-owned typed arrays, one domain check per call.
+  // ------------------------------------------------------------------------------------------
+
+  private scratchOwners = new Uint32Array(0);
+  private scratchM2p = new Uint32Array(0);
+  private scratchInfo = new Uint8Array(0);
+
+  private metadata(count: number): { owners: Uint32Array; m2ps: Uint32Array; infos: Uint8Array } {
+    if (this.scratchOwners.length < count) {
+      this.scratchOwners = new Uint32Array(count);
+      this.scratchM2p = new Uint32Array(count);
+      this.scratchInfo = new Uint8Array(count);
+    }
+    return { owners: this.scratchOwners, m2ps: this.scratchM2p, infos: this.scratchInfo };
+  }
+
+  /** `pageTypes` for `mfns[0, count)` into `out`. */
+  pageTypesInto(domid: number, mfns: ArrayLike<number>, count: number, out: Uint32Array): void {
+    this.target(domid);
+    const { owners, m2ps, infos } = this.metadata(count);
+    this.xen.machine.metadataInto(mfns, count, owners, m2ps, infos);
+    const code = domid + 1;
+    for (let i = 0; i < count; i++) {
+      const info = infos[i]!;
+      if (owners[i] !== code || info & FLAG_XENHEAP || !Number.isInteger(mfns[i])) out[i] = XEN_DOMCTL_PFINFO_XTAB;
+      else {
+        const type = info & TYPE_MASK;
+        out[i] = type === PageType.None ? XEN_DOMCTL_PFINFO_NOTAB : (type * 2 ** XEN_DOMCTL_PFINFO_LTAB_SHIFT + (info & FLAG_PINNED ? XEN_DOMCTL_PFINFO_LPINTAB : 0)) >>> 0;
+      }
+    }
+  }
+
+  /** `m2p` for `mfns[0, count)` into `out` (INVALID_M2P for frames outside the machine). */
+  m2pInto(mfns: ArrayLike<number>, count: number, out: Uint32Array): void {
+    const { owners, infos } = this.metadata(count);
+    this.xen.machine.metadataInto(mfns, count, owners, out, infos);
+    for (let i = 0; i < count; i++) if (!this.xen.machine.isValidMfn(mfns[i]!)) out[i] = INVALID_M2P;
+  }
+
+  /**
+   * `frameContent` for `mfns[0, count)`: each frame's stamp into `stamps`, or `materialised[i] = 1`
+   * for a frame holding real bytes (read those with `frameContent`). Throws ENOENT, like
+   * `frameContent`, when a frame is not the domain's.
+   */
+  frameStampsInto(domid: number, mfns: ArrayLike<number>, count: number, stamps: Uint32Array, materialised: Uint8Array): void {
+    this.target(domid);
+    const m = this.xen.machine;
+    const { owners, m2ps, infos } = this.metadata(count);
+    m.metadataInto(mfns, count, owners, m2ps, infos);
+    const code = domid + 1;
+    for (let i = 0; i < count; i++) {
+      if (owners[i] !== code || !Number.isInteger(mfns[i])) throw new PrivilegedError(ENOENT, `mfn 0x${mfns[i]!.toString(16)} is not domain ${domid}'s`);
+    }
+    m.stampsInto(mfns, count, stamps, materialised);
+  }
+
   /** `XEN_DOMCTL_SHADOW_OP_ENABLE` with log-dirty. */
   enableLogDirty(domid: number): void {
     this.target(domid).logdirty.enable();
@@ -245,6 +303,43 @@ export class PrivilegedInterface {
       throw new PrivilegedError(ENOMEM, `populated ${done} of ${pfns.length} pfns of domain ${domid}`);
     }
     return pfns.map((_, i) => list.words[2 * i]! + list.words[2 * i + 1]! * 2 ** 32);
+  }
+
+  /**
+   * `populatePhysmap` for `pfns[0, count)`, the mfns written into `outMfns`; throws ENOMEM when
+   * not all could be populated (as libxc's `_exact`).
+   */
+  populatePhysmapInto(domid: number, pfns: ArrayLike<number>, count: number, outMfns: Float64Array): void {
+    const dom = this.target(domid);
+    const list = new XlatPfnList(0n, count);
+    const words = list.words;
+    for (let i = 0; i < count; i++) {
+      const pfn = pfns[i]!;
+      words[2 * i] = pfn >>> 0;
+      words[2 * i + 1] = Math.floor(pfn / 2 ** 32);
+    }
+    const done = reservationOp(
+      { xen: this.xen, dom },
+      XENMEM_populate_physmap,
+      0n,
+      { extentStart: 1n, nrExtents: BigInt(count), extentOrder: 0, memFlags: 0, domid: DOMID_SELF },
+      { list, isNull: false, rangeOk: () => true },
+    );
+    if (done !== BigInt(count)) throw new PrivilegedError(ENOMEM, `populated ${done} of ${count} pfns of domain ${domid}`);
+    for (let i = 0; i < count; i++) outMfns[i] = words[2 * i]! + words[2 * i + 1]! * 2 ** 32;
+  }
+
+  /** `writeFrame` with a stamp for `mfns[0, count)` (one ownership check each, one choke-point call). */
+  writeStamps(domid: number, mfns: ArrayLike<number>, stamps: ArrayLike<number>, count: number): void {
+    this.target(domid);
+    const m = this.xen.machine;
+    const { owners, m2ps, infos } = this.metadata(count);
+    m.metadataInto(mfns, count, owners, m2ps, infos);
+    const code = domid + 1;
+    for (let i = 0; i < count; i++) {
+      if (owners[i] !== code || !Number.isInteger(mfns[i])) throw new PrivilegedError(ENOENT, `mfn 0x${mfns[i]!.toString(16)} is not domain ${domid}'s`);
+    }
+    this.xen.storeStamps({ domid: this.callerDomid ?? -1, by: 'toolstack' }, mfns, stamps, count);
   }
 
   /**

@@ -184,6 +184,15 @@ export class Xen {
     this.markAndEmit(writer, mfn, 0, PAGE_SIZE, undefined, stamp >>> 0);
   }
 
+  /** `storeStamp` for `count` frames (a restore writing a batch): the same choke point, one call. */
+  storeStamps(writer: Writer, mfns: ArrayLike<number>, stamps: ArrayLike<number>, count: number): void {
+    for (let i = 0; i < count; i++) {
+      const mfn = mfns[i]!;
+      this.machine.setStamp(mfn, stamps[i]!);
+      this.markAndEmit(writer, mfn, 0, PAGE_SIZE, undefined, stamps[i]! >>> 0);
+    }
+  }
+
   /** Changes an m2p entry (populate, MMU_MACHPHYS_UPDATE, exchange) and tells observers. */
   setM2p(mfn: number, pfn: number): void {
     if (this.events.active) {

@@ -146,5 +146,55 @@ for (const abi of [X86_32, X86_64]) {
       tools.destroyDomain(created.domid);
       expect(() => tools.domainInfo(created.domid)).to.throw(PrivilegedError);
     });
+
+    it('answers the bulk forms exactly as the per-frame calls, frame by frame', function () {
+      const { xen, guest, dom0, tools } = setup();
+      const domid = guest.dom.domid;
+      // A mix: the guest's frames (data, stamped, page tables, p2m frames, shared_info), dom0's,
+      // free and out-of-machine frames, and non-integers.
+      const own = Array.from({ length: guest.memoryPages }, (_, pfn) => Number(guest.p2mEntry(pfn)));
+      xen.storeStamp({ domid, by: 'guest' }, own[5]!, 0xabcd);
+      xen.machine.bytes(own[6]!);
+      const mfns = [...own, guest.dom.sharedInfoMfn, Number(dom0.p2mEntry(1)), xen.machine.maxPage - 1, xen.machine.maxPage, -1, 2.5];
+      const types = new Uint32Array(mfns.length);
+      tools.pageTypesInto(domid, mfns, mfns.length, types);
+      expect(Array.from(types)).to.deep.equal(tools.pageTypes(domid, mfns.map((m) => (Number.isInteger(m) && m >= 0 ? m : xen.machine.maxPage)))
+        .map((t, i) => (Number.isInteger(mfns[i]) ? t : XEN_DOMCTL_PFINFO_XTAB)));
+      expect(types.filter((t) => t === XEN_DOMCTL_PFINFO_NOTAB).length).to.be.greaterThan(1000);
+      const m2ps = new Uint32Array(mfns.length);
+      tools.m2pInto(mfns, mfns.length, m2ps);
+      expect(Array.from(m2ps)).to.deep.equal(mfns.map((m) => tools.m2p(m)));
+      const stamps = new Uint32Array(own.length);
+      const materialised = new Uint8Array(own.length);
+      tools.frameStampsInto(domid, own, own.length, stamps, materialised);
+      own.forEach((mfn, i) => {
+        const c = tools.frameContent(domid, mfn);
+        if ('stamp' in c) expect([materialised[i], stamps[i]], `pfn ${i}`).to.deep.equal([0, c.stamp]);
+        else expect(materialised[i], `pfn ${i}`).to.equal(1);
+      });
+      expect(stamps[5]).to.equal(0xabcd);
+      expect(materialised[6]).to.equal(1);
+      expect(() => tools.frameStampsInto(domid, [own[0]!, Number(dom0.p2mEntry(0))], 2, stamps, materialised)).to.throw(PrivilegedError).with.property('errno', ENOENT);
+    });
+
+    it('populates and writes stamps in bulk through the store choke point', function () {
+      const xen = new Xen({ maxPage: 4096 });
+      const dom0 = buildDomain(xen, { abi: X86_64, memoryPages: 1100, privileged: true });
+      const tools = new PrivilegedInterface(xen, dom0.dom.domid);
+      const target = tools.createDomain(abi, 100);
+      const pfns = [3, 0, 70, 99];
+      const mfns = new Float64Array(pfns.length);
+      tools.populatePhysmapInto(target.domid, pfns, pfns.length, mfns);
+      pfns.forEach((pfn, i) => expect(tools.m2p(mfns[i]!)).to.equal(pfn));
+      const stores: number[] = [];
+      xen.events.subscribe((e) => {
+        if (e.type === 'store') stores.push(e.mfn);
+      });
+      tools.writeStamps(target.domid, mfns, [1, 2, 3, 4], 4);
+      expect(Array.from(mfns, (m) => xen.machine.stampOf(m))).to.deep.equal([1, 2, 3, 4]);
+      expect(stores).to.deep.equal(Array.from(mfns));
+      expect(() => tools.writeStamps(target.domid, [Number(dom0.p2mEntry(0))], [9], 1)).to.throw(PrivilegedError).with.property('errno', ENOENT);
+      expect(() => tools.populatePhysmapInto(target.domid, Array.from({ length: 97 }, (_, i) => 100 + i), 97, new Float64Array(97))).to.throw(PrivilegedError).with.property('errno', ENOMEM);
+    });
   });
 }
