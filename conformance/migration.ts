@@ -109,6 +109,25 @@ export interface MigrationResult {
   readonly steps: number;
   readonly workload: string;
   readonly guestOperations: Readonly<Record<string, number>>;
+  /** Where the wall time went (milliseconds), for the benchmarks (issue 8). */
+  readonly timings: MigrationTimings;
+}
+
+/**
+ * Wall time of each phase of `runMigration`, in milliseconds. `toolstack` is the time spent inside
+ * the save's own steps, which includes the in-process restore of every record it writes (the
+ * channel is synchronous): the cost of the migration rounds themselves, without the guest's
+ * interleaved work.
+ */
+export interface MigrationTimings {
+  /** Both Xens, the source domain build and the guest's boot (and the grant peer's). */
+  setup: number;
+  /** The scheduler run: save passes, in-process restore and the guest's workload, interleaved. */
+  migrate: number;
+  /** Of `migrate`, the save's steps (and the restore they drive). */
+  toolstack: number;
+  /** Completing the restore, the comparison, the resume on the destination and the p2m walk. */
+  verify: number;
 }
 
 /** Bad options for a migration: one line, for the CLI. */
@@ -132,6 +151,8 @@ function maxPagesFor(memoryPages: number, abi: GuestAbi): number {
 }
 
 export function runMigration(o: MigrationOptions): MigrationResult {
+  const started = performance.now();
+  const timings: MigrationTimings = { setup: 0, migrate: 0, toolstack: 0, verify: 0 };
   if (!Number.isInteger(o.memoryPages) || o.memoryPages < 2048) throw new MigrationConfigError(`guest memory of ${o.memoryPages} pages is too small (at least 8 MiB)`);
   const variant = typeof o.guest === 'string' ? parseGuestVariant(o.guest) : o.guest;
   const rates = parseWorkloadRates(o.workload);
@@ -213,10 +234,24 @@ export function runMigration(o: MigrationOptions): MigrationResult {
   };
   const saver: SaveRun = o.createSaver ? o.createSaver(srcTools, guest.domid, writer, callbacks, saveOptions) : new Saver(srcTools, guest.domid, writer, callbacks, saveOptions);
   saverRef = saver;
+  function* timedSave(): Generator<string, SaveReport, undefined> {
+    const run = saver.run();
+    for (;;) {
+      const t = performance.now();
+      const r = run.next();
+      timings.toolstack += performance.now() - t;
+      if (r.done) return r.value;
+      yield r.value;
+    }
+  }
   startWorkload();
-  scheduler.add('toolstack', saver.run());
+  scheduler.add('toolstack', timedSave());
   const maxSteps = o.maxSteps ?? 50_000_000;
+  const migrateStart = performance.now();
+  timings.setup = migrateStart - started;
   const steps = scheduler.run(maxSteps, () => scheduler.isDone('toolstack'));
+  const verifyStart = performance.now();
+  timings.migrate = verifyStart - migrateStart;
   if (!scheduler.isDone('toolstack')) throw new Error(`the migration did not finish within ${maxSteps} steps`);
   const save = scheduler.resultOf('toolstack') as SaveReport;
 
@@ -227,6 +262,7 @@ export function runMigration(o: MigrationOptions): MigrationResult {
     steps,
     workload: formatWorkloadRates(rates),
     guestOperations: { ...guest.stats.operations },
+    timings,
   };
   if (save.outcome === 'aborted') {
     // libxl resumes the guest where it was (a cancelled suspend) and the destination is discarded.
@@ -252,6 +288,7 @@ export function runMigration(o: MigrationOptions): MigrationResult {
   const differingPfns = mergeDifferences(memory.first, walk?.first ?? [], badCheckpoint?.first ?? []);
   const differing = memory.differing + (walk?.differing ?? 0) + (badCheckpoint?.differing ?? 0);
   const problem = completion ?? memory.problem ?? resumeProblem ?? walk?.problem;
+  timings.verify = performance.now() - verifyStart;
   if (differing === 0 && problem === undefined) return { ...base, outcome: 'identical', differing: 0, differingPfns: [] };
   const reason =
     problem ??
