@@ -32,13 +32,18 @@ export const TYPE_MASK = 0x07;
 export const FLAG_PINNED = 0x08;
 /** A Xen heap page shared with its owner (shared_info, grant frames): not in `tot_pages`. */
 export const FLAG_XENHEAP = 0x10;
-/** The frame's bytes are materialised (it has an entry in `pages`): spares a Map lookup per claim. */
+/** The frame's bytes are materialised (its chunk's `pages` holds them): spares a lookup per claim. */
 const FLAG_BYTES = 0x20;
 
 /** Frames per metadata chunk. Machines may be huge and mostly unused; chunks keep that cheap. */
 const CHUNK_SHIFT = 16;
 const CHUNK = 1 << CHUNK_SHIFT;
 const SLOT_MASK = CHUNK - 1;
+
+/** Slots per group of a chunk's materialised-page pointers. */
+const PAGE_GROUP_SHIFT = 8;
+const PAGE_GROUP = 1 << PAGE_GROUP_SHIFT;
+const PAGE_GROUP_MASK = PAGE_GROUP - 1;
 
 /** Stamp of a zero-filled page. */
 export const STAMP_ZERO = 0;
@@ -59,9 +64,78 @@ class FrameChunk {
   info: Uint8Array | undefined = undefined;
   /** Content stamps, or undefined while all are STAMP_ZERO. */
   stamps: Uint32Array | undefined = undefined;
+  /**
+   * Materialised bytes (exactly where the info byte has FLAG_BYTES) in groups of PAGE_GROUP slots,
+   * a group made when one of its frames is materialised: a chunk with a few scattered page tables
+   * costs a few small arrays, not 65536 pointers.
+   */
+  readonly pages: ((Uint8Array | undefined)[] | undefined)[] = [];
 
   get bytes(): number {
-    return this.owner.byteLength + this.m2p.byteLength + (this.info?.byteLength ?? 0) + (this.stamps?.byteLength ?? 0);
+    let pointers = 0;
+    for (const group of this.pages) if (group !== undefined) pointers += PAGE_GROUP * 8;
+    return this.owner.byteLength + this.m2p.byteLength + (this.info?.byteLength ?? 0) + (this.stamps?.byteLength ?? 0) + pointers;
+  }
+}
+
+/** Pages in the first slab; each further slab doubles, up to SLAB_MAX_PAGES (16 MiB). */
+const SLAB_MIN_PAGES = 16;
+const SLAB_MAX_PAGES = 4096;
+/** A slot number is slab index * SLAB_SLOTS + page index in the slab. */
+const SLAB_SLOTS = 1 << 16;
+
+/**
+ * Host memory of materialised frames: each frame's bytes are a 4096-byte view into a large slab
+ * (an ArrayBuffer of up to 4096 pages). One ArrayBuffer per frame cost ~5 us each, allocation and
+ * the garbage collector's accounting of external memory (a 512 GiB guest's p2m alone is 262144
+ * frames); a view into a slab costs a small fraction of that.
+ *
+ * A slot is reused only after the view handed out for it has been garbage collected: a caller
+ * still holding a freed frame's bytes (a stale foreign mapping) keeps seeing that frame's last
+ * contents, never another frame's, as when every frame had its own buffer. Slots come back zeroed.
+ */
+class PageSlabs {
+  private readonly slabs: ArrayBuffer[] = [];
+  private readonly slabIndex = new Map<ArrayBuffer, number>();
+  /** Pages of the newest slab handed out so far. */
+  private used = 0;
+  private readonly reusable: number[] = [];
+  private readonly collected = new FinalizationRegistry<number>((slot) => {
+    this.view(slot).fill(0);
+    this.reusable.push(slot);
+  });
+
+  /** A zero-filled page of its own. */
+  take(): Uint8Array {
+    const slot = this.reusable.pop();
+    if (slot !== undefined) return this.view(slot);
+    let last = this.slabs[this.slabs.length - 1];
+    if (last === undefined || this.used === last.byteLength / PAGE_SIZE) {
+      const pages = last === undefined ? SLAB_MIN_PAGES : Math.min(SLAB_MAX_PAGES, (2 * last.byteLength) / PAGE_SIZE);
+      last = new ArrayBuffer(pages * PAGE_SIZE);
+      this.slabIndex.set(last, this.slabs.length);
+      this.slabs.push(last);
+      this.used = 0;
+    }
+    return new Uint8Array(last, PAGE_SIZE * this.used++, PAGE_SIZE);
+  }
+
+  /** Gives back the page of a frame whose bytes were dropped; its slot is reused once `page` is collected. */
+  release(page: Uint8Array): void {
+    const slab = this.slabIndex.get(page.buffer as ArrayBuffer)!;
+    this.collected.register(page, slab * SLAB_SLOTS + page.byteOffset / PAGE_SIZE);
+  }
+
+  private view(slot: number): Uint8Array {
+    const slab = this.slabs[Math.floor(slot / SLAB_SLOTS)]!;
+    return new Uint8Array(slab, (slot % SLAB_SLOTS) * PAGE_SIZE, PAGE_SIZE);
+  }
+
+  /** Host bytes of every slab. */
+  get bytes(): number {
+    let n = 0;
+    for (const s of this.slabs) n += s.byteLength;
+    return n;
   }
 }
 
@@ -96,7 +170,7 @@ export interface MachineOptions {
 export class Machine {
   readonly maxPage: number;
   private readonly chunks: (FrameChunk | undefined)[];
-  private readonly pages = new Map<number, Uint8Array>();
+  private readonly pageSlabs = new PageSlabs();
   /** Frames at or above this mfn have never been allocated. */
   private highWater = 0;
   /** Frames freed after use, reused first (a stack). */
@@ -148,11 +222,6 @@ export class Machine {
     c.info[mfn & SLOT_MASK] = value;
   }
 
-  private stampAt(mfn: number): number {
-    const stamps = this.chunkOf(mfn)?.stamps;
-    return stamps === undefined ? STAMP_ZERO : stamps[mfn & SLOT_MASK]!;
-  }
-
   /** Frames owned by somebody. */
   get usedFrames(): number {
     return this.used;
@@ -178,27 +247,99 @@ export class Machine {
    * zeroed, owned by `domid`. Returns undefined when no such frame is free.
    */
   allocFrame(domid: number, limit = this.maxPage, xenHeap = false): number | undefined {
+    let mfn = this.takeFreed(limit);
+    if (mfn === undefined) {
+      if (!(this.highWater < Math.min(limit, this.maxPage))) return undefined;
+      mfn = this.highWater++;
+    }
+    this.claim(mfn, domid);
+    if (xenHeap) this.setXenHeap(mfn);
+    // Traces follow ownership from these events; nothing is built while nobody listens.
+    if (this.events !== undefined && this.events.active) this.claimed(mfn, 1, domid, xenHeap);
+    return mfn;
+  }
+
+  /**
+   * Removes from the reuse stack the frame `allocFrame` reuses first: the most recently freed one
+   * below `limit`. Undefined when there is none.
+   */
+  private takeFreed(limit: number): number | undefined {
     for (let i = this.freedCount - 1; i >= 0; i--) {
       const mfn = this.freed[i]!;
       if (mfn < limit) {
         this.freed[i] = this.freed[this.freedCount - 1]!;
         this.freedCount--;
-        this.claim(mfn, domid);
-        if (xenHeap) this.setXenHeap(mfn);
-        // Traces follow ownership from these events; nothing is built while nobody listens.
-        if (this.events !== undefined && this.events.active) this.claimed(mfn, 1, domid, xenHeap);
         return mfn;
       }
       if (limit >= this.maxPage) break;
     }
-    if (this.highWater < Math.min(limit, this.maxPage)) {
-      const mfn = this.highWater++;
-      this.claim(mfn, domid);
-      if (xenHeap) this.setXenHeap(mfn);
-      if (this.events !== undefined && this.events.active) this.claimed(mfn, 1, domid, xenHeap);
-      return mfn;
-    }
     return undefined;
+  }
+
+  /**
+   * Populates in bulk: `count` calls of `allocFrame(domid, limit)`, each frame then given the m2p
+   * entry of its pfn, with the same frames in the same order. Pfn i is `pfns + i` when `pfns` is a
+   * number, else `pfns[i * pfnStride]` (taken modulo 2^32, as the m2p stores it). Frame i goes to
+   * `mfns[at + i]`. Stops at the first frame it cannot get and returns how many it got.
+   *
+   * Reused frames are taken one by one, as `allocFrame` would; the rest are runs from the
+   * high-water mark claimed with typed-array fills (issue 8: a 512 GiB build populates 2^27 pfns).
+   * For use only while nobody listens to events: it tells no ownership changes, and Xen's m2p
+   * events are the caller's.
+   */
+  allocFramesWithM2p(domid: number, count: number, limit: number, pfns: number | Uint32Array, pfnStride: number, mfns: Float64Array, at: number): number {
+    if (this.events !== undefined && this.events.active) throw new Error('machine: allocFramesWithM2p while events are observed');
+    const code = domid + 1;
+    const consecutive = typeof pfns === 'number';
+    const firstPfn = consecutive ? pfns : 0;
+    const pfnList = consecutive ? undefined : pfns;
+    let got = 0;
+    while (got < count && this.freedCount > 0) {
+      const mfn = this.takeFreed(limit);
+      if (mfn === undefined) break; // none below the limit now, and the stack only shrinks
+      const c = this.writableChunk(mfn);
+      const slot = mfn & SLOT_MASK;
+      c.owner[slot] = code;
+      this.reset(c, slot);
+      c.m2p[slot] = pfnList === undefined ? firstPfn + got : pfnList[got * pfnStride]!;
+      this.used++;
+      mfns[at + got] = mfn;
+      got++;
+    }
+    const top = Math.min(limit, this.maxPage);
+    while (got < count && this.highWater < top) {
+      const first = this.highWater;
+      const c = this.writableChunk(first);
+      const slot0 = first & SLOT_MASK;
+      const n = Math.min(count - got, top - first, CHUNK - slot0);
+      const end = slot0 + n;
+      c.owner.fill(code, slot0, end);
+      // Frames never allocated may still carry a type or bytes somebody wrote while they were free.
+      const info = c.info;
+      if (info !== undefined) {
+        for (let s = slot0; s < end; s++) if (info[s] !== 0) this.reset(c, s);
+      }
+      if (c.stamps !== undefined) c.stamps.fill(STAMP_ZERO, slot0, end);
+      const m2p = c.m2p;
+      const out = at + got - slot0;
+      if (pfnList === undefined) {
+        const pfnBase = firstPfn + got - slot0;
+        for (let s = slot0; s < end; s++) {
+          m2p[s] = pfnBase + s;
+          mfns[out + s] = first - slot0 + s;
+        }
+      } else {
+        let p = got * pfnStride;
+        for (let s = slot0; s < end; s++, p += pfnStride) {
+          m2p[s] = pfnList[p]!;
+          mfns[out + s] = first - slot0 + s;
+        }
+      }
+      this.highWater += n;
+      this.used += n;
+      got += n;
+    }
+    return got;
   }
 
   /**
@@ -234,7 +375,7 @@ export class Machine {
     const c = this.writableChunk(mfn);
     const i = mfn & SLOT_MASK;
     c.owner[i] = domid + 1;
-    this.reset(c, i, mfn);
+    this.reset(c, i);
     this.used++;
   }
 
@@ -249,11 +390,11 @@ export class Machine {
   }
 
   /** A frame's m2p, type, flags and contents as a fresh (or freed) frame has them. */
-  private reset(c: FrameChunk, i: number, mfn: number): void {
+  private reset(c: FrameChunk, i: number): void {
     c.m2p[i] = INVALID_M2P;
     const info = c.info;
     if (info !== undefined && info[i] !== 0) {
-      if (info[i]! & FLAG_BYTES) this.pages.delete(mfn);
+      if (info[i]! & FLAG_BYTES) this.dropBytes(c, i);
       info[i] = 0;
     }
     if (c.stamps !== undefined) c.stamps[i] = STAMP_ZERO;
@@ -283,7 +424,7 @@ export class Machine {
     if (c === undefined || c.owner[i] === OWNER_FREE) throw new Error(`machine: double free of mfn ${frameHex(mfn)}`);
     if (this.events !== undefined && this.events.active) this.disowned(mfn, c.owner[i]! - 1, this.isXenHeap(mfn));
     c.owner[i] = OWNER_FREE;
-    this.reset(c, i, mfn);
+    this.reset(c, i);
     this.used--;
     this.pushFreed(mfn);
   }
@@ -340,42 +481,66 @@ export class Machine {
 
   /** Whether the frame holds real bytes (rather than a stamp). */
   isMaterialised(mfn: number): boolean {
-    return this.pages.has(mfn);
+    return (this.infoOf(mfn) & FLAG_BYTES) !== 0;
   }
 
   /**
    * The frame's bytes, materialising them from its stamp if needed. Callers outside xen.ts must
-   * treat the result as read-only: stores go through Xen's choke point.
+   * treat the result as read-only: stores go through Xen's choke point. The array is the frame's
+   * own 4096 bytes, but a view into a larger buffer: use its `byteOffset` with `buffer`.
    */
   bytes(mfn: number): Uint8Array {
-    let page = this.pages.get(mfn);
-    if (page === undefined) {
-      page = new Uint8Array(PAGE_SIZE);
-      fillFromStamp(page, this.stampAt(mfn));
-      this.pages.set(mfn, page);
-      this.setInfo(mfn, this.infoOf(mfn) | FLAG_BYTES);
-    }
+    const c = this.chunkOf(mfn);
+    const slot = mfn & SLOT_MASK;
+    const page = c?.pages[slot >>> PAGE_GROUP_SHIFT]?.[slot & PAGE_GROUP_MASK];
+    return page !== undefined && mfn < this.maxPage ? page : this.materialise(mfn);
+  }
+
+  private materialise(mfn: number): Uint8Array {
+    if (!this.isValidMfn(mfn)) throw new RangeError(`machine: mfn ${frameHex(mfn)} outside [0, 0x${this.maxPage.toString(16)})`);
+    const c = this.writableChunk(mfn);
+    const slot = mfn & SLOT_MASK;
+    const page = this.pageSlabs.take();
+    const stamp = c.stamps === undefined ? STAMP_ZERO : c.stamps[slot]!;
+    if (stamp !== STAMP_ZERO) fillFromStamp(page, stamp);
+    const group = (c.pages[slot >>> PAGE_GROUP_SHIFT] ??= new Array<Uint8Array | undefined>(PAGE_GROUP));
+    group[slot & PAGE_GROUP_MASK] = page;
+    if (c.info === undefined) c.info = new Uint8Array(CHUNK);
+    c.info[slot]! |= FLAG_BYTES;
     return page;
+  }
+
+  /** Forgets a frame's materialised bytes (the caller clears FLAG_BYTES). */
+  private dropBytes(c: FrameChunk, slot: number): void {
+    const group = c.pages[slot >>> PAGE_GROUP_SHIFT]!;
+    const page = group[slot & PAGE_GROUP_MASK]!;
+    group[slot & PAGE_GROUP_MASK] = undefined;
+    this.pageSlabs.release(page);
   }
 
   /** The stamp of an unmaterialised frame, or undefined when the frame holds real bytes. */
   stampOf(mfn: number): number | undefined {
-    return this.pages.has(mfn) ? undefined : this.stampAt(mfn);
+    const c = this.chunkOf(mfn);
+    if (c === undefined) return STAMP_ZERO;
+    const slot = mfn & SLOT_MASK;
+    if (c.info !== undefined && c.info[slot]! & FLAG_BYTES) return undefined;
+    return c.stamps === undefined ? STAMP_ZERO : c.stamps[slot]!;
   }
 
   /** Replaces the whole contents by a stamp (an ordinary data write nobody inspects byte-wise). */
   setStamp(mfn: number, stamp: number): void {
-    const info = this.infoOf(mfn);
-    if (info & FLAG_BYTES) {
-      this.pages.delete(mfn);
-      this.setInfo(mfn, info & ~FLAG_BYTES);
-    }
     const c = this.writableChunk(mfn);
+    const slot = mfn & SLOT_MASK;
+    const info = c.info;
+    if (info !== undefined && info[slot]! & FLAG_BYTES) {
+      this.dropBytes(c, slot);
+      info[slot] = info[slot]! & ~FLAG_BYTES;
+    }
     if (c.stamps === undefined) {
       if (stamp >>> 0 === STAMP_ZERO) return;
       c.stamps = new Uint32Array(CHUNK);
     }
-    c.stamps[mfn & SLOT_MASK] = stamp >>> 0;
+    c.stamps[slot] = stamp >>> 0;
   }
 
   /**
@@ -435,6 +600,6 @@ export class Machine {
   get hostBytes(): number {
     let chunks = 0;
     for (const c of this.chunks) if (c) chunks += c.bytes;
-    return chunks + this.pages.size * PAGE_SIZE + this.freed.byteLength;
+    return chunks + this.pageSlabs.bytes + this.freed.byteLength;
   }
 }

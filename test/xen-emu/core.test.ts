@@ -491,7 +491,8 @@ describe('xen-emu/events', () => {
     xen.storeWord(BUILDER(dom), mfn, 8, 0x1_0000_0002n, 4);
     xen.storeWord(BUILDER(dom), mfn, 16, -2n, 8);
     expect(values).to.deep.equal([0xffffffffn, 2n, 0xfffffffffffffffen]);
-    const view = new DataView(xen.machine.bytes(mfn).buffer);
+    const page = xen.machine.bytes(mfn);
+    const view = new DataView(page.buffer, page.byteOffset, page.byteLength);
     expect(view.getUint32(8, true)).to.equal(2);
   });
 

@@ -34,6 +34,15 @@ const NO_ADDRESS_LIMIT_BITS = 64 + PAGE_SHIFT;
 
 export const U64_MASK = (1n << 64n) - 1n;
 
+/**
+ * The little-endian 32-bit word at byte `at`. Read straight from the bytes: a DataView or a
+ * Uint32Array over a small copied struct or extent list would first move its buffer off V8's heap,
+ * which costs more than a one-extent call's whole decoding.
+ */
+export function u32At(b: Uint8Array, at: number): number {
+  return (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
+}
+
 /** How to allocate: a frame limit from the address width, and a NUMA node request. */
 export interface AllocPolicy {
   /** Allocated frames must lie below this mfn (Infinity: no address limit of the caller's own). */
@@ -128,16 +137,31 @@ export function exchangePolicy(memFlags: number, node: { node: number | undefine
  */
 export function extentAllocator(xen: Xen, d: Domain, order: number, policy: AllocPolicy, refcount: boolean): () => number | undefined {
   const pages = 2 ** order;
-  const limit = Math.min(policy.limit, xen.allocLimit(d));
-  const noSuchNode = policy.exact && policy.node !== undefined && policy.node >= MACHINE_NODES;
+  const limit = allocationLimit(xen, d, policy);
+  const noSuchNode = requestsMissingNode(policy);
   const machine = xen.machine;
   return () => {
-    if (refcount && (d.totPages > d.maxPages || pages > d.maxPages - d.totPages)) return undefined;
+    if (refcount && pages > pagesUnderMaxPages(d)) return undefined;
     if (noSuchNode) return undefined;
     const mfn = machine.allocExtent(d.domid, order, limit);
     if (mfn !== undefined && refcount) d.totPages += pages;
     return mfn;
   };
+}
+
+/** Frames below which `alloc_domheap_pages` for `d` allocates: the policy's limit and `d`'s own clamp. */
+export function allocationLimit(xen: Xen, d: Domain, policy: AllocPolicy): number {
+  return Math.min(policy.limit, xen.allocLimit(d));
+}
+
+/** An exact request for a node the machine does not have: every allocation fails. */
+export function requestsMissingNode(policy: AllocPolicy): boolean {
+  return policy.exact && policy.node !== undefined && policy.node >= MACHINE_NODES;
+}
+
+/** Pages `assign_pages` still lets `d` gain: none once it is at or over `max_pages`. */
+export function pagesUnderMaxPages(d: Domain): number {
+  return d.totPages > d.maxPages ? 0 : d.maxPages - d.totPages;
 }
 
 /** Whether a frame is in use as a page table (typed or pinned): it holds references beyond its allocation. */
@@ -181,12 +205,15 @@ export function canStealPage(xen: Xen, d: Domain, mfn: number): boolean {
   return machine.ownerOf(mfn) === d.domid && !machine.isXenHeap(mfn) && !isPageTableInUse(xen, mfn);
 }
 
+/** `~0UL / 8`: `array_access_ok`'s element-count bound for xen_pfn_t arrays (a BigInt division per call otherwise). */
+const MAX_COUNT_OF_8 = U64_MASK / 8n;
+
 /**
  * `array_access_ok` for an x86_64 PV guest: the element count must not overflow and the first
  * address must lie in the guest's half of the address space (below 2^47, or above Xen's range).
  */
 export function nativeArrayAccessOk(base: bigint, first: bigint, count: bigint, size: number): boolean {
-  if (!(count < U64_MASK / BigInt(size))) return false;
+  if (!(count < (size === 8 ? MAX_COUNT_OF_8 : U64_MASK / BigInt(size)))) return false;
   const addr = (base + first * BigInt(size)) & U64_MASK;
   return addr < 1n << 47n || addr >= HYPERVISOR_VIRT_END_X86_64;
 }

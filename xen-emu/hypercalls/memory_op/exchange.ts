@@ -83,8 +83,8 @@ function decodeExchange(raw: Uint8Array, compat: boolean): Exchange {
   const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   const o = compat ? EXCH32 : EXCH64;
   return {
-    in: decodeReservation(view, o.in, compat),
-    out: decodeReservation(view, o.out, compat),
+    in: decodeReservation(raw, o.in, compat),
+    out: decodeReservation(raw, o.out, compat),
     nrExchanged: compat ? BigInt(view.getUint32(o.nrExchanged, true)) : view.getBigUint64(o.nrExchanged, true),
   };
 }

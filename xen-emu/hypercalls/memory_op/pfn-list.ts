@@ -14,7 +14,7 @@
 import { PAGE_SIZE } from '../../../abi/index.js';
 import type { Domain } from '../../domain.js';
 import type { Xen } from '../../xen.js';
-import { U64_MASK } from './common.js';
+import { U64_MASK, u32At } from './common.js';
 
 export interface PfnList {
   /**
@@ -69,12 +69,12 @@ export class GuestPfnList implements PfnList {
     const width = this.width;
     const bytes = new Uint8Array(count * width);
     const n = Math.floor(this.reach(this.va(from), bytes.length, false, bytes) / width);
-    const words = new Uint32Array(bytes.buffer, 0, (n * width) / 4);
+    // Assembled from the bytes rather than viewed (see u32At).
     if (width === 8) {
-      dst.set(words);
+      for (let i = 0; i < 2 * n; i++) dst[i] = u32At(bytes, 4 * i);
     } else {
       for (let i = 0; i < n; i++) {
-        dst[2 * i] = words[i]!;
+        dst[2 * i] = u32At(bytes, 4 * i);
         dst[2 * i + 1] = 0;
       }
     }
@@ -88,13 +88,17 @@ export class GuestPfnList implements PfnList {
 
   write(from: bigint, count: number, src: Uint32Array): boolean {
     if (count === 0) return true;
-    let bytes: Uint8Array;
-    if (this.width === 8) {
-      bytes = new Uint8Array(src.buffer, src.byteOffset, count * 8);
-    } else {
-      const words = new Uint32Array(count);
-      for (let i = 0; i < count; i++) words[i] = src[2 * i]!;
-      bytes = new Uint8Array(words.buffer);
+    const width = this.width;
+    const bytes = new Uint8Array(count * width);
+    // Word i of the stored elements: every word for 8-byte elements, the low ones for 4-byte ones.
+    const words = width === 8 ? 2 * count : count;
+    const step = width === 8 ? 1 : 2;
+    for (let i = 0; i < words; i++) {
+      const w = src[i * step]!;
+      bytes[4 * i] = w;
+      bytes[4 * i + 1] = w >>> 8;
+      bytes[4 * i + 2] = w >>> 16;
+      bytes[4 * i + 3] = w >>> 24;
     }
     return this.xen.copyToGuest(this.dom, this.va(from), bytes);
   }

@@ -24,12 +24,16 @@ import type { Domain } from '../../domain.js';
 import type { HypercallContext } from '../../xen.js';
 import {
   MAX_ORDER,
+  allocationLimit,
   extentAllocator,
   callerMaxOrder,
   compatArrayAccessOk,
   guestRemovePage,
   nativeArrayAccessOk,
+  pagesUnderMaxPages,
+  requestsMissingNode,
   reservationPolicy,
+  u32At,
   xsmTargetAllowed,
   type AllocPolicy,
 } from './common.js';
@@ -74,17 +78,19 @@ function reservationOffsets(abi: GuestAbi) {
 const RES64 = reservationOffsets(X86_64);
 const RES32 = reservationOffsets(X86_32);
 
-/** Decodes a reservation struct at `at` in `view`, in the given ABI's layout. */
-export function decodeReservation(view: DataView, at: number, compat: boolean): Reservation {
+const u16At = (b: Uint8Array, at: number): number => b[at]! | (b[at + 1]! << 8);
+const u64At = (b: Uint8Array, at: number): bigint => (BigInt(u32At(b, at + 4)) << 32n) | BigInt(u32At(b, at));
+
+/** Decodes a reservation struct at `at` in `bytes`, in the given ABI's layout. */
+export function decodeReservation(bytes: Uint8Array, at: number, compat: boolean): Reservation {
   const o = compat ? RES32 : RES64;
-  const word = (off: number): bigint =>
-    compat ? BigInt(view.getUint32(at + off, true)) : view.getBigUint64(at + off, true);
+  const word = (off: number): bigint => (compat ? BigInt(u32At(bytes, at + off)) : u64At(bytes, at + off));
   return {
     extentStart: word(o.extentStart),
     nrExtents: word(o.nrExtents),
-    extentOrder: view.getUint32(at + o.extentOrder, true),
-    memFlags: view.getUint32(at + o.memFlags, true),
-    domid: view.getUint16(at + o.domid, true),
+    extentOrder: u32At(bytes, at + o.extentOrder),
+    memFlags: u32At(bytes, at + o.memFlags),
+    domid: u16At(bytes, at + o.domid),
   };
 }
 
@@ -198,6 +204,11 @@ function decreaseReservation(a: MemopArgs, nrDone: number): number {
  * at gpfn + j (the pfn is not marked dirty: only stores do that), and report the mfn in the same
  * slot. With `XENMEMF_populate_on_demand` on a PV domain nothing is allocated: on oneself the loop
  * stops, on another domain each extent counts as done.
+ *
+ * Order-0 extents are allocated in bulk while nobody observes events (restore populates every pfn
+ * of the destination this way, issue 8): the extents of a batch that can be written back whole get
+ * the same frames, m2p entries and `tot_pages` as the per-extent loop, which takes over at the
+ * first extent the bulk step did not get and so fails, or faults, exactly where it always did.
  */
 function populatePhysmap(a: MemopArgs, nrDone: number): number {
   const { ctx, d, array, nrExtents, order, pod } = a;
@@ -206,6 +217,9 @@ function populatePhysmap(a: MemopArgs, nrDone: number): number {
   const xen = ctx.xen;
   const pages = 2 ** order;
   const alloc = extentAllocator(xen, d, order, a.policy, true);
+  const bulkMfns = order === 0 && !pod && !xen.events.active ? new Float64Array(Math.min(CHUNK, nrExtents - nrDone)) : undefined;
+  const limit = allocationLimit(xen, d, a.policy);
+  const noSuchNode = requestsMissingNode(a.policy);
 
   let i = nrDone;
   while (i < nrExtents) {
@@ -220,6 +234,16 @@ function populatePhysmap(a: MemopArgs, nrDone: number): number {
     }
     const writable = array.list.writable(BigInt(i), readable);
     let k = 0;
+    if (bulkMfns !== undefined) {
+      const wanted = noSuchNode ? 0 : Math.min(readable, writable, pagesUnderMaxPages(d));
+      k = xen.machine.allocFramesWithM2p(d.domid, wanted, limit, words, 2, bulkMfns, 0);
+      d.totPages += k;
+      for (let e = 0; e < k; e++) {
+        const mfn = bulkMfns[e]!;
+        words[2 * e] = mfn >>> 0;
+        words[2 * e + 1] = mfn > 0xffffffff ? Math.floor(mfn / 2 ** 32) : 0;
+      }
+    }
     let faulted = false;
     for (; k < readable; k++) {
       const mfn = alloc();
@@ -259,7 +283,7 @@ function nativeArray(ctx: HypercallContext, extentStart: bigint): ExtentArray {
 export function nativeReservation(ctx: HypercallContext, op: number, startExtent: bigint, arg: bigint): bigint {
   const raw = copyStruct(ctx, arg, RES64.size, false);
   if (!raw) return startExtent;
-  const r = decodeReservation(new DataView(raw.buffer, raw.byteOffset, raw.byteLength), 0, false);
+  const r = decodeReservation(raw, 0, false);
   return reservationOp(ctx, op, startExtent, r, nativeArray(ctx, r.extentStart));
 }
 
@@ -273,7 +297,7 @@ export function compatReservation(ctx: HypercallContext, op: number, cmdStartExt
   let startExtent = cmdStartExtent;
   const raw = copyStruct(ctx, arg, RES32.size, true);
   if (!raw) return startExtent;
-  const cmp = decodeReservation(new DataView(raw.buffer, raw.byteOffset, raw.byteLength), 0, true);
+  const cmp = decodeReservation(raw, 0, true);
   const nr = Number(cmp.nrExtents);
   if (nr > MAX_NR_EXTENTS) return startExtent;
   const handle = Number(cmp.extentStart);
