@@ -115,6 +115,7 @@ export class PvGuest {
   private listeners: GuestListener[] = [];
   private readonly initial: InitialList;
   private readonly startInfoFlags: number;
+  private readonly sharedVas = new Map<SharedField, bigint>();
 
   constructor(
     /** What the domain builder made: the kernel's image facts (virt base, scratch buffers) and its start_info. */
@@ -249,24 +250,26 @@ export class PvGuest {
     return start_info.view(this.abi, this.readStartInfoBytes());
   }
 
-  private get sharedInfoVa(): bigint {
-    return this.mm.fixmapVa(FIX_SHARED_INFO);
-  }
-
-  private sharedOffset(field: SharedField): number {
-    return shared_info.offsetOf(this.abi, `arch.${field}`);
+  /** VIRTUAL address of a p2m field of shared_info (through its fixmap slot), computed once per field. */
+  private sharedVa(field: SharedField): bigint {
+    let va = this.sharedVas.get(field);
+    if (va === undefined) {
+      va = this.mm.fixmapVa(FIX_SHARED_INFO) + BigInt(shared_info.offsetOf(this.abi, `arch.${field}`));
+      this.sharedVas.set(field, va);
+    }
+    return va;
   }
 
   /** A p2m field of shared_info as the guest reads it. */
   readShared(field: SharedField): bigint {
-    const v = this.xen.guestLoadWord(this.binding.dom, this.sharedInfoVa + BigInt(this.sharedOffset(field)), this.abi.wordSize);
+    const v = this.xen.guestLoadWord(this.binding.dom, this.sharedVa(field), this.abi.wordSize);
     if (v === undefined) throw new GuestKernelBug(`load of shared_info arch.${field}`, -14n);
     return v;
   }
 
   /** One store of a p2m field of shared_info. */
   *storeShared(field: SharedField, value: bigint, label: string): Operation {
-    const rc = this.xen.guestStoreWord(this.binding.dom, this.sharedInfoVa + BigInt(this.sharedOffset(field)), value & wordMask(this.abi), this.abi.wordSize);
+    const rc = this.xen.guestStoreWord(this.binding.dom, this.sharedVa(field), value & wordMask(this.abi), this.abi.wordSize);
     if (rc !== 0) throw new GuestKernelBug(`store of shared_info arch.${field}`, BigInt(rc));
     yield label;
   }

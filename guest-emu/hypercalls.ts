@@ -59,6 +59,8 @@ export interface MulticallEntry {
 const PAGE = BigInt(PAGE_SIZE);
 /** Scratch pages used: 0 structs, 1 and 2 arrays, 3 multicall entries. */
 const SCRATCH_PAGES_USED = 4;
+/** The command bits of a memory_op's first argument (below MEMOP_EXTENT_SHIFT). */
+const EXTENT_CMD_MASK = (1n << BigInt(MEMOP_EXTENT_SHIFT)) - 1n;
 
 /** An MMU_NORMAL_PT_UPDATE request: write `val` into the entry at MACHINE address `pteMaddr`. */
 export function ptUpdate(pteMaddr: bigint, val: bigint): MmuRequest {
@@ -70,6 +72,27 @@ export function machphysUpdate(mfn: bigint, pfn: bigint): MmuRequest {
   return { ptr: (mfn << 12n) | BigInt(MMU_MACHPHYS_UPDATE), val: pfn };
 }
 
+/** Guest words (`width` bytes each, little-endian, truncated to the width) in a new array. */
+function wordBytes(values: readonly bigint[], width: 4 | 8): Uint8Array {
+  const bytes = new Uint8Array(values.length * width);
+  const view = new DataView(bytes.buffer);
+  values.forEach((v, i) => {
+    if (width === 8) view.setBigUint64(i * 8, BigInt.asUintN(64, v), true);
+    else view.setUint32(i * 4, Number(BigInt.asUintN(32, v)), true);
+  });
+  return bytes;
+}
+
+/** Where a struct's fields lie in one ABI, looked up once per guest (hot paths fill bytes directly). */
+interface ReservationLayout {
+  readonly size: number;
+  readonly extentStart: number;
+  readonly nrExtents: number;
+  readonly extentOrder: number;
+  readonly memFlags: number;
+  readonly domid: number;
+}
+
 export class GuestHypercalls {
   private readonly abi: GuestAbi;
   private readonly width: 4 | 8;
@@ -77,6 +100,13 @@ export class GuestHypercalls {
   private readonly arrayVa: bigint;
   private readonly array2Va: bigint;
   private readonly multicallVa: bigint;
+  private readonly reservationLayout: ReservationLayout;
+  private readonly mmuextOpSize: number;
+  private readonly mmuextCmdAt: number;
+  private readonly mmuextArg1At: number;
+  /** Argument bytes are built here and copied into guest memory by `put`, so one buffer serves every call. */
+  private readonly scratch = new Uint8Array(PAGE_SIZE);
+  private readonly scratchView = new DataView(this.scratch.buffer);
 
   constructor(
     private readonly binding: GuestBinding,
@@ -93,6 +123,17 @@ export class GuestHypercalls {
     this.arrayVa = scratchVa + PAGE;
     this.array2Va = scratchVa + 2n * PAGE;
     this.multicallVa = scratchVa + 3n * PAGE;
+    this.reservationLayout = {
+      size: xen_memory_reservation.sizeOf(this.abi),
+      extentStart: xen_memory_reservation.offsetOf(this.abi, 'extent_start'),
+      nrExtents: xen_memory_reservation.offsetOf(this.abi, 'nr_extents'),
+      extentOrder: xen_memory_reservation.offsetOf(this.abi, 'extent_order'),
+      memFlags: xen_memory_reservation.offsetOf(this.abi, 'mem_flags'),
+      domid: xen_memory_reservation.offsetOf(this.abi, 'domid'),
+    };
+    this.mmuextOpSize = mmuext_op.sizeOf(this.abi);
+    this.mmuextCmdAt = mmuext_op.offsetOf(this.abi, 'cmd');
+    this.mmuextArg1At = mmuext_op.offsetOf(this.abi, 'arg1');
   }
 
   private get xen(): Xen {
@@ -113,6 +154,19 @@ export class GuestHypercalls {
     if (rc !== 0) throw new GuestKernelBug(`store of hypercall arguments at 0x${va.toString(16)}`, BigInt(rc));
   }
 
+  /** The first `length` bytes of the scratch buffer, zeroed, to build an argument in. */
+  private zeroedScratch(length: number): Uint8Array {
+    const bytes = this.scratch.subarray(0, length);
+    bytes.fill(0);
+    return bytes;
+  }
+
+  /** One guest word (its width, little-endian) into the scratch buffer at `at`, truncated as a store of that width truncates. */
+  private setScratchWord(at: number, value: bigint): void {
+    if (this.width === 8) this.scratchView.setBigUint64(at, BigInt.asUintN(64, value), true);
+    else this.scratchView.setUint32(at, Number(BigInt.asUintN(32, value)), true);
+  }
+
   private get(va: bigint, length: number): DataView {
     const raw = this.xen.guestLoad(this.dom, va, length);
     if (!raw) throw new GuestKernelBug(`load of hypercall results at 0x${va.toString(16)}`, -14n);
@@ -120,12 +174,9 @@ export class GuestHypercalls {
   }
 
   private words(values: readonly bigint[]): Uint8Array {
-    const bytes = new Uint8Array(values.length * this.width);
-    const view = new DataView(bytes.buffer);
-    values.forEach((v, i) => {
-      if (this.width === 8) view.setBigUint64(i * 8, BigInt.asUintN(64, v), true);
-      else view.setUint32(i * 4, Number(BigInt.asUintN(32, v)), true);
-    });
+    if (values.length * this.width > this.scratch.length) return wordBytes(values, this.width);
+    const bytes = this.zeroedScratch(values.length * this.width);
+    for (let i = 0; i < values.length; i++) this.setScratchWord(i * this.width, values[i]!);
     return bytes;
   }
 
@@ -138,24 +189,23 @@ export class GuestHypercalls {
 
   /** HYPERVISOR_mmu_update(reqs, count, NULL, DOMID_SELF): 0 or -errno. */
   mmuUpdate(reqs: readonly MmuRequest[]): bigint {
-    const bytes = new Uint8Array(reqs.length * 16);
-    const view = new DataView(bytes.buffer);
-    reqs.forEach((r, i) => {
-      view.setBigUint64(i * 16, r.ptr, true);
-      view.setBigUint64(i * 16 + 8, r.val, true);
-    });
+    const large = reqs.length * 16 > this.scratch.length;
+    const bytes = large ? new Uint8Array(reqs.length * 16) : this.zeroedScratch(reqs.length * 16);
+    const view = large ? new DataView(bytes.buffer) : this.scratchView;
+    for (let i = 0; i < reqs.length; i++) {
+      view.setBigUint64(i * 16, reqs[i]!.ptr, true);
+      view.setBigUint64(i * 16 + 8, reqs[i]!.val, true);
+    }
     this.put(this.arrayVa, bytes);
     return this.call(__HYPERVISOR_mmu_update, this.arrayVa, BigInt(reqs.length), 0n, BigInt(DOMID_SELF));
   }
 
   /** HYPERVISOR_mmuext_op with one op whose arg1 is an mfn (pin / unpin): 0 or -errno. */
   mmuextOp(cmd: number, mfn: bigint): bigint {
-    const { bytes, view } = mmuext_op.alloc(this.abi);
-    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    view.cmd = cmd;
-    const at = mmuext_op.offsetOf(this.abi, 'arg1');
-    if (this.width === 8) dv.setBigUint64(at, mfn, true);
-    else dv.setUint32(at, Number(mfn), true);
+    const bytes = this.zeroedScratch(this.mmuextOpSize);
+    this.scratchView.setUint32(this.mmuextCmdAt, cmd, true);
+    if (this.width === 8) this.scratchView.setBigUint64(this.mmuextArg1At, mfn, true);
+    else this.scratchView.setUint32(this.mmuextArg1At, Number(mfn), true);
     this.put(this.structVa, bytes);
     return this.call(__HYPERVISOR_mmuext_op, this.structVa, 1n, 0n, BigInt(DOMID_SELF));
   }
@@ -167,7 +217,9 @@ export class GuestHypercalls {
 
   /** HYPERVISOR_update_va_mapping(va, pte, flags): 0 or -errno. */
   updateVaMapping(va: bigint, pte: bigint, flags = 0n): bigint {
-    return this.call(__HYPERVISOR_update_va_mapping, ...this.updateVaMappingArgs(va, pte, flags));
+    return this.width === 4
+      ? this.call(__HYPERVISOR_update_va_mapping, va, pte & 0xffffffffn, pte >> 32n, flags)
+      : this.call(__HYPERVISOR_update_va_mapping, va, pte, flags);
   }
 
   /** HYPERVISOR_multicall: the multicall's result and each entry's result (sign-extended). */
@@ -196,13 +248,16 @@ export class GuestHypercalls {
     return { rc, results };
   }
 
-  private reservationBytes(extentStart: bigint, nrExtents: number, order: number): Uint8Array {
-    const { bytes, view } = xen_memory_reservation.alloc(this.abi);
-    view.extent_start = extentStart;
-    view.nr_extents = BigInt(nrExtents);
-    view.extent_order = order;
-    view.mem_flags = 0;
-    view.domid = DOMID_SELF;
+  /** A `xen_memory_reservation` for DOMID_SELF, built in the scratch buffer at `at` (its padding zero). */
+  private reservationBytes(extentStart: bigint, nrExtents: number, order: number, at = 0): Uint8Array {
+    const r = this.reservationLayout;
+    const bytes = this.scratch.subarray(at, at + r.size);
+    bytes.fill(0);
+    this.setScratchWord(at + r.extentStart, extentStart);
+    this.setScratchWord(at + r.nrExtents, BigInt(nrExtents));
+    this.scratchView.setUint32(at + r.extentOrder, order, true);
+    this.scratchView.setUint32(at + r.memFlags, 0, true);
+    this.scratchView.setUint16(at + r.domid, DOMID_SELF, true);
     return bytes;
   }
 
@@ -213,7 +268,7 @@ export class GuestHypercalls {
   reservation(op: number, extents: readonly bigint[], order = 0, count = extents.length): { done: number; list: bigint[] } {
     if (extents.length > 0) this.put(this.arrayVa, this.words(extents));
     this.put(this.structVa, this.reservationBytes(this.arrayVa, count, order));
-    const done = Number(this.call(__HYPERVISOR_memory_op, BigInt(op) & ((1n << BigInt(MEMOP_EXTENT_SHIFT)) - 1n), this.structVa));
+    const done = Number(this.call(__HYPERVISOR_memory_op, BigInt(op) & EXTENT_CMD_MASK, this.structVa));
     return { done, list: this.readWords(this.arrayVa, count) };
   }
 

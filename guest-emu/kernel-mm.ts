@@ -93,6 +93,8 @@ export class KernelMm {
   private readonly vaMask: bigint;
   private readonly kmapHolds: (number | undefined)[] = [];
   readonly directBase: bigint;
+  /** The fixmap slots' VAs, by slot (fixed by the layout). */
+  private readonly fixmapVas: bigint[] = [];
 
   constructor(
     private readonly ctx: MmContext,
@@ -109,6 +111,7 @@ export class KernelMm {
       }
     }
     if (layout.bootstrapPfns <= FIXMAP_SLOTS) throw new GuestConfigError(`bootstrap mapping of ${layout.bootstrapPfns} pages has no room for ${FIXMAP_SLOTS} fixmap slots`, 'bootstrapPfns');
+    for (let slot = 0; slot < FIXMAP_SLOTS; slot++) this.fixmapVas.push(this.toVa(layout.virtBase + BigInt(layout.bootstrapPfns - 1 - slot) * PAGE));
   }
 
   // ----------------------------------------------------------------------------------------------
@@ -204,7 +207,7 @@ export class KernelMm {
   /** VIRTUAL address of fixmap slot `slot`. */
   fixmapVa(slot: number): bigint {
     if (!Number.isInteger(slot) || slot < 0 || slot >= FIXMAP_SLOTS) throw new GuestConfigError(`fixmap slot ${slot} outside [0, ${FIXMAP_SLOTS})`, 'slot');
-    return this.toVa(this.layout.virtBase + BigInt(this.layout.bootstrapPfns - 1 - slot) * PAGE);
+    return this.fixmapVas[slot]!;
   }
 
   /** The pfns the fixmap slots took over from the bootstrap mapping. */

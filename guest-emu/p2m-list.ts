@@ -90,12 +90,12 @@ export class P2mList {
   pmdTablePfn = -1;
   /** Where elements are read: the builder's list until the area is built, then `base`. */
   private readVa: bigint;
-  private readonly width: 4 | 8;
+  readonly width: 4 | 8;
   private readonly invalid: bigint;
   built = false;
 
   constructor(
-    private readonly g: PvGuest,
+    readonly g: PvGuest,
     initial: InitialList,
     readonly identityRanges: readonly PfnRange[],
   ) {
@@ -174,6 +174,18 @@ export class P2mList {
     const v = xen.guestLoadWord(dom, this.readVa + BigInt(pfn * this.width), this.width);
     if (v === undefined) throw new GuestKernelBug('load of a p2m element', -14n, pfn);
     return v;
+  }
+
+  /**
+   * `read` of `count` consecutive elements from `first` as one guest load (they must lie in one
+   * page of the list, and `read` must load them: not built yet, or real leaves); undefined when
+   * that does not hold, for the caller to read one by one.
+   */
+  loadElements(first: number, count: number): Uint8Array | undefined {
+    if (first < 0 || first + count > this.areaPfns || this.leafIndex(first) !== this.leafIndex(first + count - 1)) return undefined;
+    if (this.built && this.leafPfn[this.leafIndex(first)]! < 0) return undefined;
+    const { xen, dom } = this.g.binding;
+    return xen.guestLoad(dom, this.readVa + BigInt(first * this.width), count * this.width);
   }
 
   /** `pfn_to_mfn`: the element without marker bits (INVALID stays INVALID). */
@@ -343,6 +355,13 @@ export class P2mList {
     return 'mixed';
   }
 
+  /** Whether every leaf of the mid range starting at `firstLeaf` is SHARED_MISSING at boot (what bootLeafKind gives each). */
+  private allMissing(firstLeaf: number, initial: InitialList): boolean {
+    const start = firstLeaf * this.fpp;
+    const end = start + this.fpp * this.fpp;
+    return start >= initial.nrPages && !this.identityRanges.some((r) => r.start < end && r.end > start);
+  }
+
   /**
    * `xen_vmalloc_p2m_tree` / `xen_rebuild_p2m_list`: the shared pages, then the area PMD by PMD —
    * a whole mid range that is missing or identity gets the shared PTE page, anything else real PTE
@@ -359,10 +378,11 @@ export class P2mList {
     const leaves = this.leafPfn.length;
     for (let mid = 0; mid < leaves / this.fpp; mid++) {
       const firstLeaf = mid * this.fpp;
-      const kinds: (number | 'mixed')[] = [];
-      for (let l = firstLeaf; l < firstLeaf + this.fpp; l++) kinds.push(this.bootLeafKind(l, initial));
-      const uniform = kinds.every((k) => k === kinds[0]) && (kinds[0] === SHARED_MISSING || kinds[0] === SHARED_IDENTITY);
       const firstPmd = mid * this.pmdsPerMid;
+      // Most of the gigabyte lies above the builder's list, clear of 1:1 ranges: all missing.
+      const kinds: (number | 'mixed')[] = this.allMissing(firstLeaf, initial) ? [SHARED_MISSING] : [];
+      if (kinds.length === 0) for (let l = firstLeaf; l < firstLeaf + this.fpp; l++) kinds.push(this.bootLeafKind(l, initial));
+      const uniform = kinds.every((k) => k === kinds[0]) && (kinds[0] === SHARED_MISSING || kinds[0] === SHARED_IDENTITY);
       if (uniform) {
         const shared = kinds[0] as number;
         const ptePage = shared === SHARED_MISSING ? this.missingPtePfn : this.identityPtePfn;
@@ -395,10 +415,13 @@ export class P2mList {
       for (let p = firstPmd; p < firstPmd + this.pmdsPerMid; p++) {
         const content = new Uint8Array(PAGE_SIZE);
         const view = new DataView(content.buffer);
+        // The 512 `pfn_to_mfn` reads of one PTE page happen between two steps: read them a list
+        // page at a time (one load each) rather than one guest load per entry.
+        const mfns = new P2mBatchReader(this);
         for (let e = 0; e < LEAVES_PER_PMD; e++) {
           const k = this.leafPfn[p * LEAVES_PER_PMD + e]!;
           const page = k >= 0 ? k : k === SHARED_MISSING ? this.missingPfn : this.identityPfn;
-          view.setBigUint64(e * 8, (g.mfnOf(page) << 12n) | (k >= 0 ? PTE_KERNEL : PTE_KERNEL_RO), true);
+          view.setBigUint64(e * 8, (mfns.mfnOf(page) << 12n) | (k >= 0 ? PTE_KERNEL : PTE_KERNEL_RO), true);
         }
         const pte = yield* g.mm.newTablePage(1, content, `p2m PTE page for PMD ${p}`);
         yield* g.mm.setEntry(this.pmdTablePfn, p, (g.mfnOf(pte) << 12n) | PTE_KERNEL, `set_pmd ${p} of the p2m list to pfn ${hex(pte)}`);
@@ -414,6 +437,34 @@ export class P2mList {
   leafPagePfn(leaf: number): number {
     const k = this.leafPfn[leaf]!;
     return k >= 0 ? k : k === SHARED_MISSING ? this.missingPfn : this.identityPfn;
+  }
+}
+
+/**
+ * The guest's `pfn_to_mfn` (PvGuest.mfnOf) for many pfns inside one step: the list page holding
+ * a pfn's element is loaded once and serves every pfn in it. Same values and errors as mfnOf.
+ */
+class P2mBatchReader {
+  private first = -1;
+  private bytes: Uint8Array | undefined;
+  private view: DataView | undefined;
+
+  constructor(private readonly list: P2mList) {}
+
+  mfnOf(pfn: number): bigint {
+    const list = this.list;
+    if (this.bytes === undefined || pfn < this.first || pfn >= this.first + list.fpp) {
+      const first = pfn - (pfn % list.fpp);
+      this.bytes = list.loadElements(first, list.fpp);
+      if (this.bytes === undefined) return list.g.mfnOf(pfn);
+      this.first = first;
+      this.view = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
+    }
+    const at = (pfn - this.first) * list.width;
+    const entry = list.width === 8 ? this.view!.getBigUint64(at, true) : BigInt(this.view!.getUint32(at, true));
+    const mfn = pfnToMfnEntry(list.abi, entry);
+    if (mfn === INVALID_P2M_ENTRY(list.abi)) throw new GuestKernelBug('pfn_to_mfn of an unbacked pfn', -22n, pfn);
+    return mfn;
   }
 }
 

@@ -85,6 +85,19 @@ export const XEN_L4_LAST_SLOT = 271;
 export const PAE_XEN_L2_FIRST_SLOT = Number((HYPERVISOR_VIRT_START_PAE >> 21n) & 511n);
 
 const ENTRIES = PAGE_SIZE / 8;
+// The same bits as numbers, for walks and promotions that read entries as two 32-bit words.
+const PRESENT_BIT = Number(_PAGE_PRESENT);
+const RW_BIT = Number(_PAGE_RW);
+const USER_BIT = Number(_PAGE_USER);
+const PSE_BIT = Number(_PAGE_PSE);
+const GLOBAL_BIT = Number(_PAGE_GLOBAL);
+/** `_PAGE_GUEST_KERNEL` in the high word. */
+const GUEST_KERNEL_HIGH_BIT = Number(_PAGE_GUEST_KERNEL >> 32n);
+/** The L1 disallow masks and cache attributes lie in bits 3–8: the low word holds them whole. */
+const L1_DISALLOW_LOW = Number(L1_DISALLOW);
+const L1_DISALLOW_PRIVILEGED_LOW = Number(L1_DISALLOW & ~PAGE_CACHE_ATTRS);
+const CACHE_ATTRS_LOW = Number(PAGE_CACHE_ATTRS);
+const L1_INVALID_FRAME_NUMBER = Number(L1_INVALID_FRAME);
 
 // ------------------------------------------------------------------------------------------------
 // Domains that own pages
@@ -135,7 +148,29 @@ export function frameOwnedBy(xen: Xen, mfn: number, owner: PageOwner): owner is 
 /** One 8-byte entry of a table frame. */
 export function readEntry(xen: Xen, mfn: number, index: number): bigint {
   const page = xen.machine.bytes(mfn);
-  return new DataView(page.buffer, page.byteOffset, PAGE_SIZE).getBigUint64(index * 8, true);
+  const low = entryLowWord(page, index);
+  const high = entryHighWord(page, index);
+  return high === 0 ? BigInt(low) : (BigInt(high) << 32n) | BigInt(low);
+}
+
+/**
+ * Bits 0–31 of 8-byte entry `index` of a table page (`byteOffset` further on: an unaligned
+ * word). Hot walks read entries as two 32-bit numbers (this and `entryHighWord`) instead of a BigInt.
+ */
+export function entryLowWord(page: Uint8Array, index: number, byteOffset = 0): number {
+  const at = index * 8 + byteOffset;
+  return (page[at]! | (page[at + 1]! << 8) | (page[at + 2]! << 16) | (page[at + 3]! << 24)) >>> 0;
+}
+
+/** Bits 32–63 of 8-byte entry `index` of a table page (`byteOffset` further on: an unaligned word). */
+export function entryHighWord(page: Uint8Array, index: number, byteOffset = 0): number {
+  const at = index * 8 + 4 + byteOffset;
+  return (page[at]! | (page[at + 1]! << 8) | (page[at + 2]! << 16) | (page[at + 3]! << 24)) >>> 0;
+}
+
+/** The frame (entry bits 12–51) of an entry given as two 32-bit words. */
+export function frameOfWords(low: number, high: number): number {
+  return (high & 0xfffff) * 0x100000 + (low >>> 12);
 }
 
 function frameOf(entry: bigint): bigint {
@@ -284,10 +319,15 @@ function getPageAndType(pr: Promotion, mfn: number, level: PageType, asPaeXenL2 
  * no MMIO, so the I/O branch always ends in refusal.
  */
 function getPageFromL1e(xen: Xen, typeOf: (mfn: number) => PageType, e: bigint, l1eOwner: Domain, pgOwner: PageOwner): number {
-  if ((e & l1DisallowMask(l1eOwner)) !== 0n) return -EINVAL;
-  const frame = frameOf(e);
-  const mfn = toMfn(xen, frame);
-  if (mfn < 0) return frame === L1_INVALID_FRAME ? -EINVAL : -EPERM; // !iomem_access_permitted
+  return getPageFromL1eWords(xen, typeOf, Number(e & 0xffffffffn), Number((e >> 32n) & 0xffffffffn), l1eOwner, pgOwner);
+}
+
+/** `getPageFromL1e` of an entry given as its two 32-bit words (promotion validates 512 at a time). */
+function getPageFromL1eWords(xen: Xen, typeOf: (mfn: number) => PageType, low: number, high: number, l1eOwner: Domain, pgOwner: PageOwner): number {
+  if ((low & (l1eOwner.privileged ? L1_DISALLOW_PRIVILEGED_LOW : L1_DISALLOW_LOW)) !== 0) return -EINVAL;
+  const frame = frameOfWords(low, high);
+  if (frame >= xen.machine.maxPage) return frame === L1_INVALID_FRAME_NUMBER ? -EINVAL : -EPERM; // !iomem_access_permitted
+  const mfn = frame;
   const real = xen.machine.ownerOf(mfn);
   if (typeof pgOwner === 'string' || real !== pgOwner.domid) {
     // A privileged pg_owner may pass on the right to map its target's pages (xsm_priv_mapping);
@@ -296,8 +336,8 @@ function getPageFromL1e(xen: Xen, typeOf: (mfn: number) => PageType, e: bigint, 
     if (!xen.domain(real)) return -EBUSY;
   }
   // A writable mapping needs the frame's type to be PGT_writable_page.
-  if ((e & _PAGE_RW) !== 0n && typeOf(mfn) !== PageType.None) return -EBUSY;
-  if ((e & PAGE_CACHE_ATTRS) !== 0n && xen.machine.isXenHeap(mfn)) return -EACCES;
+  if ((low & RW_BIT) !== 0 && typeOf(mfn) !== PageType.None) return -EBUSY;
+  if ((low & CACHE_ATTRS_LOW) !== 0 && xen.machine.isXenHeap(mfn)) return -EACCES;
   return 0;
 }
 
@@ -322,32 +362,67 @@ function getPageFromL4e(pr: Promotion, e: bigint): number {
  */
 function promoteTable(pr: Promotion, mfn: number, level: PageType, asPaeXenL2: boolean): number {
   const { xen, d } = pr;
-  const copy = xen.machine.bytes(mfn).slice();
-  const view = new DataView(copy.buffer);
+  // Entries are read from the frame itself until Xen's first adjustment, then from a copy holding
+  // the adjustments (written back in one store at the end): most new tables are all empty, and
+  // copying every one would cost a 4 KiB allocation per pin. Nothing writes this frame meanwhile
+  // (a promotion stores only into the frames it promotes).
+  let copy: Uint8Array | undefined;
+  const entries = (): Uint8Array => copy ?? xen.machine.bytes(mfn);
+  entries(); // materialises a stamped frame, as Xen maps it to validate it
   let lo = PAGE_SIZE;
   let hi = 0;
-  const get = (i: number): bigint => view.getBigUint64(i * 8, true);
-  const set = (i: number, v: bigint): void => {
-    if (get(i) === v) return;
-    view.setBigUint64(i * 8, v, true);
-    lo = Math.min(lo, i * 8);
-    hi = Math.max(hi, i * 8 + 8);
+  // Entries are read and written as two 32-bit words; the upper levels' rare present entries
+  // go through the BigInt helpers.
+  const setWords = (i: number, low: number, high: number): void => {
+    const page = entries();
+    if (entryLowWord(page, i) === low && entryHighWord(page, i) === high) return;
+    copy ??= page.slice();
+    const at = i * 8;
+    copy[at] = low;
+    copy[at + 1] = low >>> 8;
+    copy[at + 2] = low >>> 16;
+    copy[at + 3] = low >>> 24;
+    copy[at + 4] = high;
+    copy[at + 5] = high >>> 8;
+    copy[at + 6] = high >>> 16;
+    copy[at + 7] = high >>> 24;
+    lo = Math.min(lo, at);
+    hi = Math.max(hi, at + 8);
   };
+  const isPresent = (i: number): boolean => (entries()[i * 8]! & PRESENT_BIT) !== 0;
+  const get = (i: number): bigint => {
+    const page = entries();
+    return (BigInt(entryHighWord(page, i)) << 32n) | BigInt(entryLowWord(page, i));
+  };
+  const set = (i: number, v: bigint): void => setWords(i, Number(v & 0xffffffffn), Number(v >> 32n));
   let rc = 0;
   switch (level) {
-    case PageType.L1:
+    case PageType.L1: {
+      const typeOf = (f: number): PageType => pr.typeOf(f);
+      // Validating an L1 promotes nothing else, and an adjustment changes only the entry just
+      // read: the frame's own bytes serve for every read.
+      const page = entries();
       for (let i = 0; i < ENTRIES && rc === 0; i++) {
-        const e = get(i);
-        if (!present(e)) continue;
-        rc = getPageFromL1e(xen, (f) => pr.typeOf(f), e, d, d);
-        if (rc === 0) set(i, adjustGuestL1e(e, d));
+        if ((page[i * 8]! & PRESENT_BIT) === 0) continue;
+        let low = entryLowWord(page, i);
+        let high = entryHighWord(page, i);
+        rc = getPageFromL1eWords(xen, typeOf, low, high, d, d);
+        if (rc !== 0 || d.isCompat) continue;
+        // adjustGuestL1e on the words.
+        if ((low & USER_BIT) === 0) {
+          low |= USER_BIT;
+          high |= GUEST_KERNEL_HIGH_BIT;
+        }
+        if ((high & GUEST_KERNEL_HIGH_BIT) === 0) low |= GLOBAL_BIT | USER_BIT;
+        setWords(i, low >>> 0, high >>> 0);
       }
       break;
+    }
     case PageType.L2:
       for (let i = 0; i < ENTRIES && rc === 0; i++) {
         if (asPaeXenL2 && i >= PAE_XEN_L2_FIRST_SLOT) break;
+        if (!isPresent(i)) continue;
         const e = get(i);
-        if (!present(e)) continue;
         rc = getPageFromL2e(pr, e);
         if (rc === 0) set(i, adjustGuestL2e(e, d));
       }
@@ -373,8 +448,8 @@ function promoteTable(pr: Promotion, mfn: number, level: PageType, asPaeXenL2: b
         if (rc !== 0) for (let j = 0; j < i - 1; j++) set(j, unadjustGuestL3e(get(j), d));
       } else {
         for (let i = 0; i < ENTRIES && rc === 0; i++) {
+          if (!isPresent(i)) continue;
           const e = get(i);
-          if (!present(e)) continue;
           rc = getPageFromL3e(pr, e);
           if (rc === 0) set(i, adjustGuestL3e(e, d));
         }
@@ -383,8 +458,8 @@ function promoteTable(pr: Promotion, mfn: number, level: PageType, asPaeXenL2: b
     case PageType.L4:
       for (let i = 0; i < ENTRIES && rc === 0; i++) {
         if (!isGuestL4Slot(d, i)) continue;
+        if (!isPresent(i)) continue;
         const e = get(i);
-        if (!present(e)) continue;
         rc = getPageFromL4e(pr, e);
         if (rc === 0) set(i, adjustGuestL4e(e, d));
       }
@@ -393,7 +468,7 @@ function promoteTable(pr: Promotion, mfn: number, level: PageType, asPaeXenL2: b
     default:
       throw new Error(`pagetable: no table level ${level}`);
   }
-  if (hi > lo) xen.storeBytes(writerFor(pr.caller), mfn, lo, copy.subarray(lo, hi));
+  if (copy !== undefined && hi > lo) xen.storeBytes(writerFor(pr.caller), mfn, lo, copy.subarray(lo, hi));
   return rc;
 }
 
@@ -620,20 +695,24 @@ export function addrOk(va: bigint): boolean {
  */
 export function findGuestL1e(xen: Xen, d: Domain, va: bigint): { mfn: number; index: number } | undefined {
   if (d.baseptrMfn < 0) return undefined;
-  if (d.isCompat ? va > 0xffffffffn : !addrOk(va)) return undefined;
-  const shifts = d.isCompat ? [30n, 21n] : [39n, 30n, 21n];
+  const compat = d.isCompat;
+  if (compat ? va > 0xffffffffn : !addrOk(va)) return undefined;
+  // VA bits 32–63 and 0–31 (two's complement for a negative VA, as BigInt shifts treat it).
+  const vaHigh = compat ? 0 : Number((va >> 32n) & 0xffffffffn);
+  const vaLow = Number(va & 0xffffffffn);
   let mfn = d.baseptrMfn;
-  for (let i = 0; i < shifts.length; i++) {
-    const index = Number((va >> shifts[i]!) & (d.isCompat && i === 0 ? 3n : 511n));
+  for (let level = compat ? 3 : 4; level >= 2; level--) {
+    const index = level === 4 ? (vaHigh >>> 7) & 511 : level === 3 ? (compat ? vaLow >>> 30 : ((vaHigh & 0x7f) << 2) | (vaLow >>> 30)) : (vaLow >>> 21) & 511;
     // The PAE Xen L2's own slots map Xen's frames, never one of the guest's L1s.
-    if (d.isCompat && i === 1 && index >= PAE_XEN_L2_FIRST_SLOT && Number((va >> 30n) & 3n) === 3) return undefined;
-    const e = readEntry(xen, mfn, index);
-    if (!present(e)) return undefined;
-    if (i === shifts.length - 1 && (e & _PAGE_PSE) !== 0n) return undefined;
-    mfn = toMfn(xen, frameOf(e));
-    if (mfn < 0 || xen.machine.ownerOf(mfn) === undefined) return undefined;
+    if (compat && level === 2 && index >= PAE_XEN_L2_FIRST_SLOT && vaLow >>> 30 === 3) return undefined;
+    const page = xen.machine.bytes(mfn);
+    const low = entryLowWord(page, index);
+    if ((low & PRESENT_BIT) === 0) return undefined;
+    if (level === 2 && (low & PSE_BIT) !== 0) return undefined;
+    mfn = frameOfWords(low, entryHighWord(page, index));
+    if (mfn >= xen.machine.maxPage || xen.machine.ownerOf(mfn) === undefined) return undefined;
   }
-  return { mfn, index: Number((va >> 12n) & 511n) };
+  return { mfn, index: (vaLow >>> 12) & 511 };
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -687,16 +766,12 @@ export class GuestArrayReader {
 
   /** The read-only walk of Xen.translate, remembering the entries it read. */
   private walk(pageVa: bigint): boolean {
-    const t = this.xen.translate(this.dom, pageVa, false);
-    if (!t) return false;
-    const d = this.dom;
-    const shifts = d.isCompat ? [30n, 21n, 12n] : [39n, 30n, 21n, 12n];
     this.path.length = 0;
-    let mfn = d.baseptrMfn;
-    for (let i = 0; i < shifts.length; i++) {
-      const index = Number((pageVa >> shifts[i]!) & (d.isCompat && i === 0 ? 3n : 511n));
-      this.path.push(mfn * ENTRIES + index);
-      mfn = Number(frameOf(readEntry(this.xen, mfn, index)));
+    const t = this.xen.translate(this.dom, pageVa, false, this.path);
+    if (!t) {
+      // The path no longer describes the cached translation: drop it too.
+      this.pageVa = -1n;
+      return false;
     }
     this.mfn = t.mfn;
     return true;

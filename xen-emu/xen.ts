@@ -6,12 +6,13 @@
  * instant* and emits a store event (design decision 3).
  */
 
-import { EFAULT, ENOSYS, ESRCH, PAGE_SIZE, PAGE_SHIFT, type GuestAbi, DOMID_SELF } from '../abi/index.js';
+import { EFAULT, ENOSYS, ESRCH, PAGE_SIZE, type GuestAbi, DOMID_SELF } from '../abi/index.js';
 import { Domain, DEFAULT_MAX_ORDERS, type MaxOrders } from './domain.js';
 import { EventBus, type StoreBy } from './events.js';
 import { INVALID_M2P, Machine } from './machine.js';
 import { HYPERCALL_TABLE } from './hypercalls/index.js';
 import { releaseGrantMappings } from './hypercalls/grant/map.js';
+import { entryHighWord, entryLowWord, frameOfWords } from './pagetable.js';
 
 export interface XenOptions {
   /** `max_page`: frames in the machine. */
@@ -42,9 +43,28 @@ export interface Translation {
 /** Entries of the compat m2p: (MACH2PHYS_COMPAT_VIRT_END - __HYPERVISOR_COMPAT_VIRT_START) >> 2. */
 const COMPAT_M2P_ENTRIES = (0xffe00000 - 0xf5800000) / 4;
 
-const PRESENT = 1n;
-const RW = 2n;
-const FRAME_MASK = 0x000ffffffffff000n;
+const PRESENT = 1;
+const RW = 2;
+const ENTRIES_PER_TABLE = PAGE_SIZE / 8;
+/** 2^47: canonical x86_64 VAs, read as signed, lie in [-2^47, 2^47). */
+const CANONICAL_HALF = 2 ** 47;
+
+/**
+ * Index of a VA's entry in its level-`level` table (4: L4 … 1: L1), from the VA's 32-bit halves.
+ * A PAE L3 has 4 entries (VA bits 30–31).
+ */
+function entryIndexOf(level: number, vaHigh: number, vaLow: number, compat: boolean): number {
+  switch (level) {
+    case 4:
+      return (vaHigh >>> 7) & 511;
+    case 3:
+      return compat ? vaLow >>> 30 : ((vaHigh & 0x7f) << 2) | (vaLow >>> 30);
+    case 2:
+      return (vaLow >>> 21) & 511;
+    default:
+      return (vaLow >>> 12) & 511;
+  }
+}
 
 export class Xen {
   readonly machine: Machine;
@@ -171,11 +191,10 @@ export class Xen {
   storeWord(writer: Writer, mfn: number, offset: number, value: bigint, width: 4 | 8): void {
     if (offset < 0 || offset + width > PAGE_SIZE) throw new RangeError(`store of ${width} bytes at ${offset} crosses a page`);
     const page = this.machine.bytes(mfn);
-    const view = new DataView(page.buffer, page.byteOffset, PAGE_SIZE);
-    const stored = BigInt.asUintN(width * 8, value);
-    if (width === 8) view.setBigUint64(offset, stored, true);
-    else view.setUint32(offset, Number(stored), true);
-    this.markAndEmit(writer, mfn, offset, width, stored);
+    // Little-endian, one 32-bit half at a time (masking gives a negative value's two's complement).
+    storeUint32(page, offset, Number(value & 0xffffffffn));
+    if (width === 8) storeUint32(page, offset + 4, Number((value >> 32n) & 0xffffffffn));
+    this.markAndEmit(writer, mfn, offset, width, this.events.active ? BigInt.asUintN(width * 8, value) : undefined);
   }
 
   /** Replaces a frame's whole contents with a content stamp (an ordinary data write). */
@@ -208,38 +227,46 @@ export class Xen {
   // Guest virtual memory
   // ----------------------------------------------------------------------------------------------
 
-  /** Reads a 64-bit page-table entry. */
-  private readPte(mfn: number, index: number): bigint {
-    const page = this.machine.bytes(mfn);
-    return new DataView(page.buffer, page.byteOffset, PAGE_SIZE).getBigUint64(index * 8, true);
-  }
-
   /**
    * Translates a guest VA through the domain's own page tables (rooted at its base pointer):
    * 4-level on x86_64, PAE 3-level on x86_32, MFNs in the entries. Undefined when not mapped, or
-   * when `write` and some level lacks RW.
+   * when `write` and some level lacks RW. With `path`, the entries read are appended to it as
+   * `mfn * 512 + index`, top level first (also on failure: those read so far).
+   *
+   * The walk works on 32-bit halves of the VA and of each entry (numbers, not BigInt): it runs
+   * for every guest load and store.
    */
-  translate(dom: Domain, va: bigint, write = false): Translation | undefined {
+  translate(dom: Domain, va: bigint, write = false, path?: number[]): Translation | undefined {
     if (dom.baseptrMfn < 0) return undefined;
     const compat = dom.isCompat;
-    if (compat ? va > 0xffffffffn || va < 0n : va < 0n || va > 0xffffffffffffffffn) return undefined;
-    if (!compat) {
-      const top = va >> 47n;
-      if (top !== 0n && top !== 0x1ffffn) return undefined;
+    let vaHigh = 0;
+    let vaLow: number;
+    if (compat) {
+      if (va > 0xffffffffn || va < 0n) return undefined;
+      vaLow = Number(va);
+    } else {
+      if (va < 0n || va > 0xffffffffffffffffn) return undefined;
+      // Canonical (bits 47–63 all equal) means within [-2^47, 2^47) read as signed 64 bits, where a
+      // Number is exact: one BigInt operation splits the VA.
+      const signed = Number(BigInt.asIntN(64, va));
+      if (signed < -CANONICAL_HALF || signed >= CANONICAL_HALF) return undefined;
+      vaLow = signed >>> 0;
+      vaHigh = Math.floor(signed / 0x100000000) >>> 0;
     }
     let mfn = dom.baseptrMfn;
-    const shifts = compat ? [30n, 21n, 12n] : [39n, 30n, 21n, 12n];
-    for (let i = 0; i < shifts.length; i++) {
-      const shift = shifts[i]!;
-      const index = Number((va >> shift) & (compat && i === 0 ? 3n : 511n));
-      const pte = this.readPte(mfn, index);
-      if ((pte & PRESENT) === 0n) return undefined;
-      if (write && (pte & RW) === 0n && !(compat && i === 0)) return undefined; // PAE L3 has no RW bit
-      const next = Number((pte & FRAME_MASK) >> BigInt(PAGE_SHIFT));
+    const levels = compat ? 3 : 4;
+    for (let level = levels; level >= 1; level--) {
+      const index = entryIndexOf(level, vaHigh, vaLow, compat);
+      path?.push(mfn * ENTRIES_PER_TABLE + index);
+      const page = this.machine.bytes(mfn);
+      const low = entryLowWord(page, index);
+      if ((low & PRESENT) === 0) return undefined;
+      if (write && (low & RW) === 0 && !(compat && level === 3)) return undefined; // PAE L3 has no RW bit
+      const next = frameOfWords(low, entryHighWord(page, index));
       if (!this.machine.isValidMfn(next) || this.machine.ownerOf(next) === undefined) return undefined;
       mfn = next;
     }
-    return { mfn, offset: Number(va & 0xfffn) };
+    return { mfn, offset: vaLow & 0xfff };
   }
 
   /** Splits [va, va+length) at page boundaries and translates each piece; undefined on a fault. */
@@ -260,6 +287,11 @@ export class Xen {
 
   /** `copy_from_guest`: the bytes at [va, va+length), or undefined (-EFAULT) if any is unmapped. */
   copyFromGuest(dom: Domain, va: bigint, length: number): Uint8Array | undefined {
+    if (length > 0 && Number(va & 0xfffn) + length <= PAGE_SIZE) {
+      // Within one page (almost every argument struct): one translation, one copy.
+      const t = this.translate(dom, va, false);
+      return t && this.machine.bytes(t.mfn).slice(t.offset, t.offset + length);
+    }
     const parts = this.pieces(dom, va, length, false);
     if (!parts) return undefined;
     const out = new Uint8Array(length);
@@ -291,6 +323,14 @@ export class Xen {
 
   /** A guest's own store of bytes at a VA: 0, or -EFAULT when any byte is not writable. */
   guestStore(dom: Domain, va: bigint, data: Uint8Array): number {
+    const offset = Number(va & 0xfffn);
+    if (data.length > 0 && offset + data.length <= PAGE_SIZE) {
+      // Within one page: the translation that checks the store is the one it uses.
+      const t = this.translate(dom, va, true);
+      if (!t) return -EFAULT;
+      this.storeBytes({ domid: dom.domid, by: 'guest' }, t.mfn, t.offset, data);
+      return 0;
+    }
     // A guest store that faults writes nothing: check every page first.
     if (!this.pieces(dom, va, data.length, true)) return -EFAULT;
     this.copyToGuest(dom, va, data, 'guest');
@@ -325,8 +365,10 @@ export class Xen {
     const t = this.translate(dom, va, false);
     if (!t || t.offset + width > PAGE_SIZE) return undefined;
     const page = this.machine.bytes(t.mfn);
-    const view = new DataView(page.buffer, page.byteOffset, PAGE_SIZE);
-    return width === 8 ? view.getBigUint64(t.offset, true) : BigInt(view.getUint32(t.offset, true));
+    const low = entryLowWord(page, t.offset >> 3, t.offset & 7);
+    if (width === 4) return BigInt(low);
+    const high = entryHighWord(page, t.offset >> 3, t.offset & 7);
+    return high === 0 ? BigInt(low) : (BigInt(high) << 32n) | BigInt(low);
   }
 
   // ----------------------------------------------------------------------------------------------
@@ -341,14 +383,33 @@ export class Xen {
   hypercall(domid: number, nr: number, ...args: bigint[]): bigint {
     const dom = this.domains.get(domid);
     if (!dom || dom.dying) return BigInt(-ESRCH);
-    const regs = args.map((a) => (dom.isCompat ? BigInt.asUintN(32, a) : BigInt.asUintN(64, a)));
-    while (regs.length < 5) regs.push(0n);
+    const regs = hypercallRegisters(args, dom.isCompat);
     const handler = HYPERCALL_TABLE[nr];
     let result = handler ? handler({ xen: this, dom }, regs) : BigInt(-ENOSYS);
     if (dom.isCompat) result = BigInt.asIntN(32, result);
     if (this.events.active) this.events.emit({ type: 'hypercall', domid, nr, args: regs, result });
     return result;
   }
+}
+
+/** Stores a 32-bit value little-endian at `at` of `bytes`. */
+function storeUint32(bytes: Uint8Array, at: number, value: number): void {
+  bytes[at] = value;
+  bytes[at + 1] = value >>> 8;
+  bytes[at + 2] = value >>> 16;
+  bytes[at + 3] = value >>> 24;
+}
+
+/**
+ * Register values as the guest's registers hold them: truncated to 32 (compat) or 64 bits, padded
+ * with zeros to 5. Values already in range are taken as they are (no BigInt arithmetic).
+ */
+function hypercallRegisters(args: readonly bigint[], compat: boolean): bigint[] {
+  const top = compat ? 0xffffffffn : 0xffffffffffffffffn;
+  const regs: bigint[] = [];
+  for (const a of args) regs.push(a >= 0n && a <= top ? a : BigInt.asUintN(compat ? 32 : 64, a));
+  while (regs.length < 5) regs.push(0n);
+  return regs;
 }
 
 /** What a hypercall handler is given: the hypervisor and the calling domain. */

@@ -28,6 +28,8 @@ import {
   MMU_PT_UPDATE_PRESERVE_AD,
   MMU_UPDATE_PREEMPTED,
   PAGE_SIZE,
+  X86_32,
+  X86_64,
   mmu_update,
 } from '../../abi/index.js';
 import type { Domain } from '../domain.js';
@@ -45,6 +47,9 @@ import {
 import type { HypercallContext, Xen } from '../xen.js';
 
 const REQ_SIZE = 16;
+/** `mmu_update`'s field offsets per ABI, looked up once. */
+const FIELDS_32 = { ptrAt: mmu_update.offsetOf(X86_32, 'ptr'), valAt: mmu_update.offsetOf(X86_32, 'val') };
+const FIELDS_64 = { ptrAt: mmu_update.offsetOf(X86_64, 'ptr'), valAt: mmu_update.offsetOf(X86_64, 'val') };
 
 /** Reads the `unsigned int` at `va`, or undefined on a fault. */
 export function readGuestUint(ctx: HypercallContext, va: bigint): number | undefined {
@@ -139,8 +144,7 @@ export function do_mmu_update(ctx: HypercallContext, args: readonly bigint[]): b
     rc = -ESRCH;
   } else {
     const reader = new GuestArrayReader(xen, dom, reqs, REQ_SIZE);
-    const ptrAt = mmu_update.offsetOf(dom.abi, 'ptr');
-    const valAt = mmu_update.offsetOf(dom.abi, 'val');
+    const { ptrAt, valAt } = dom.abi.wordSize === 8 ? FIELDS_64 : FIELDS_32;
     for (; i < count; i++) {
       const req = reader.read(i);
       if (!req) {

@@ -44,7 +44,10 @@ import {
   MMUEXT_UNMARK_SUPER,
   MMUEXT_UNPIN_TABLE,
   MMU_UPDATE_PREEMPTED,
+  X86_32,
+  X86_64,
   mmuext_op,
+  type GuestAbi,
 } from '../../abi/index.js';
 import { PageType, STAMP_ZERO } from '../machine.js';
 import {
@@ -62,6 +65,22 @@ import {
 } from '../pagetable.js';
 import type { HypercallContext } from '../xen.js';
 import { readGuestUint, writeGuestUint } from './mmu_update.js';
+
+/** `mmuext_op`'s size and field offsets in one ABI. */
+interface OpLayout {
+  readonly size: number;
+  readonly cmdAt: number;
+  readonly arg1At: number;
+  readonly arg2At: number;
+}
+
+function opLayout(abi: GuestAbi): OpLayout {
+  return { size: mmuext_op.sizeOf(abi), cmdAt: mmuext_op.offsetOf(abi, 'cmd'), arg1At: mmuext_op.offsetOf(abi, 'arg1'), arg2At: mmuext_op.offsetOf(abi, 'arg2') };
+}
+
+/** Looked up once: the offsets are fixed, and every pin goes through here. */
+const OP_LAYOUT_32 = opLayout(X86_32);
+const OP_LAYOUT_64 = opLayout(X86_64);
 
 /** Most LDT entries MMUEXT_SET_LDT accepts. */
 const MAX_LDT_ENTS = 8192;
@@ -156,7 +175,7 @@ export function do_mmuext_op(ctx: HypercallContext, args: readonly bigint[]): bi
   const preempted = (count & MMU_UPDATE_PREEMPTED) !== 0;
   count = (count & ~MMU_UPDATE_PREEMPTED) >>> 0;
   const abi = dom.abi;
-  const size = mmuext_op.sizeOf(abi);
+  const { size, cmdAt, arg1At, arg2At } = abi.wordSize === 8 ? OP_LAYOUT_64 : OP_LAYOUT_32;
   if (!guestArrayOkay(ops, BigInt(count), size, dom.isCompat)) return BigInt(-EFAULT);
   // compat_mmuext_op calls the native handler once per translated batch: never for no ops.
   if (dom.isCompat && count === 0) return 0n;
@@ -168,9 +187,6 @@ export function do_mmuext_op(ctx: HypercallContext, args: readonly bigint[]): bi
   if (denied !== 0) return BigInt(denied);
 
   const width = abi.wordSize;
-  const cmdAt = mmuext_op.offsetOf(abi, 'cmd');
-  const arg1At = mmuext_op.offsetOf(abi, 'arg1');
-  const arg2At = mmuext_op.offsetOf(abi, 'arg2');
   let rc = 0;
   let i = 0;
   for (; i < count; i++) {
