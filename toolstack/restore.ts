@@ -29,7 +29,7 @@ import {
 import { PrivilegedError, type PrivilegedInterface } from '../xen-emu/privileged.js';
 import type { DomainHeader } from './stream/domain-header.js';
 import type { ImageHeader } from './stream/image-header.js';
-import { pageTypeHasData, type PageDataEntry } from './stream/page-data.js';
+import { columnTypeHasData, pageTypeHasData, type PageDataColumns, type PageDataEntry } from './stream/page-data.js';
 import {
   REC_TYPE_CHECKPOINT,
   REC_TYPE_END,
@@ -56,6 +56,15 @@ export class RestoreError extends Error {
 
 const NO_MFN = 0xffffffff;
 const NOT_SENT = 0xffffffff;
+/** A p2m slot claimed by a populate in progress (never an mfn the emulated machine hands out). */
+const POPULATING = 0xfffffffe;
+
+/** 64-bit page-table entries in a page. */
+const PTES_PER_PAGE = PAGE_SIZE / 8;
+const PTE_PRESENT_BIT = Number(_PAGE_PRESENT);
+/** `PTE_FRAME_MASK` split by halves: bits 31–12 of the low half, bits 19–0 (51–32) of the high one. */
+const PTE_LOW_FLAG_BITS = Number(~PTE_FRAME_MASK & 0xfffn);
+const PTE_FRAME_HIGH_BITS = Number((PTE_FRAME_MASK >> 32n) & 0xffffffffn);
 
 export interface RestoreStats {
   /** pfns populated (a pfn freed and populated again counts twice). */
@@ -86,8 +95,20 @@ export class Restorer implements RecordSink {
   /** Why the restore gave up, if it did, and at which stream offset. */
   failure: RestoreError | undefined;
   failureOffset: number | undefined;
-  /** Populated pfns whose last word in the stream was XTAB. */
-  private readonly xtabPopulated = new Set<number>();
+  /**
+   * Populated pfns whose last word in the stream was XTAB: a bit per pfn (sized with `p2m`), how
+   * many are set, and the pfns whose bit was set, in arrival order (some cleared since).
+   */
+  private xtabPopulated = new Uint32Array(0);
+  private xtabCount = 0;
+  private xtabCandidates: number[] = [];
+  /** Scratch: pfns to populate and their new mfns, data pages to stamp, PTE targets, a localised table. */
+  private populatePfns = new Float64Array(0);
+  private readonly pteTargets = new Float64Array(PTES_PER_PAGE);
+  private readonly localisedPage = new Uint8Array(PAGE_SIZE);
+  private populatedMfns = new Float64Array(0);
+  private stampMfns = new Float64Array(0);
+  private stampValues = new Uint32Array(0);
   readonly stats: RestoreStats = { populated: 0, freed: 0, pagesWritten: 0, checkpoints: 0 };
 
   constructor(
@@ -185,7 +206,8 @@ export class Restorer implements RecordSink {
         return;
       }
       case REC_TYPE_PAGE_DATA:
-        this.pageData(rec.entries);
+        if (rec.columns !== undefined) this.pageDataColumns(rec.columns);
+        else this.pageData(rec.entries);
         return;
       case REC_TYPE_SHARED_INFO:
         this.sharedInfoPage = rec.page.slice();
@@ -208,20 +230,51 @@ export class Restorer implements RecordSink {
       p2m.set(this.p2m);
       const types = new Uint32Array(cap).fill(NOT_SENT);
       types.set(this.types);
+      const xtab = new Uint32Array(Math.ceil(cap / 32));
+      xtab.set(this.xtabPopulated);
       this.p2m = p2m;
       this.types = types;
+      this.xtabPopulated = xtab;
     }
     this.maxPfn = endPfn;
   }
 
-  private populate(pfns: readonly number[]): void {
-    const fresh = [...new Set(pfns.filter((pfn) => this.p2m[pfn] === NO_MFN))];
-    if (fresh.length === 0) return;
-    const mfns = this.tools.populatePhysmap(this.domid, fresh);
-    fresh.forEach((pfn, i) => {
-      this.p2m[pfn] = mfns[i]!;
-    });
-    this.stats.populated += fresh.length;
+  /**
+   * libxc `populate_pfns`: one frame for each of `pfns[0, count)` that has none yet (first
+   * occurrences, in order), in one call; throws (leaving the p2m as it was) when Xen refuses.
+   */
+  private populate(pfns: ArrayLike<number>, count: number): void {
+    if (this.populatePfns.length < count) {
+      this.populatePfns = new Float64Array(count);
+      this.populatedMfns = new Float64Array(count);
+    }
+    const fresh = this.populatePfns;
+    const p2m = this.p2m;
+    let n = 0;
+    for (let i = 0; i < count; i++) {
+      const pfn = pfns[i]!;
+      if (p2m[pfn] !== NO_MFN) continue;
+      // Marked while collecting, so a pfn listed twice is populated once.
+      p2m[pfn] = POPULATING;
+      fresh[n++] = pfn;
+    }
+    this.populateMarked(n);
+  }
+
+  /** Populates the `n` pfns `populatePfns` lists (marked POPULATING), or unmarks them and throws when Xen refuses. */
+  private populateMarked(n: number): void {
+    if (n === 0) return;
+    const fresh = this.populatePfns;
+    const p2m = this.p2m;
+    const mfns = this.populatedMfns;
+    try {
+      this.tools.populatePhysmapInto(this.domid, fresh, n, mfns);
+    } catch (err) {
+      for (let j = 0; j < n; j++) p2m[fresh[j]!] = NO_MFN;
+      throw err;
+    }
+    for (let j = 0; j < n; j++) p2m[fresh[j]!] = mfns[j]!;
+    this.stats.populated += n;
   }
 
   private pageData(entries: readonly PageDataEntry[]): void {
@@ -229,16 +282,17 @@ export class Restorer implements RecordSink {
       if (e.pfn > this.maxPfn) throw new RestoreError(`pfn 0x${e.pfn.toString(16)} outside domain maximum (0x${this.maxPfn.toString(16)})`, e.pfn);
     }
     // Types that need memory are populated first, in one call per record (libxc `populate_pfns`).
-    this.populate(entries.filter((e) => pageTypeHasData(e.type) || e.type === XEN_DOMCTL_PFINFO_XALLOC).map((e) => e.pfn));
+    const needMemory = entries.filter((e) => pageTypeHasData(e.type) || e.type === XEN_DOMCTL_PFINFO_XALLOC).map((e) => e.pfn);
+    this.populate(needMemory, needMemory.length);
     for (const e of entries) {
       this.types[e.pfn] = e.type >>> 0;
       if (e.type === XEN_DOMCTL_PFINFO_XTAB || e.type === XEN_DOMCTL_PFINFO_BROKEN) {
         // No frame on the sender, for now: a ballooned-out pfn, or one deferred to a later pass.
         // Only the last word counts, so the frame is freed when the state is whole (see below).
-        if (this.p2m[e.pfn] !== NO_MFN) this.xtabPopulated.add(e.pfn);
+        if (this.p2m[e.pfn] !== NO_MFN) this.markXtab(e.pfn);
         continue;
       }
-      this.xtabPopulated.delete(e.pfn);
+      this.unmarkXtab(e.pfn);
       if (!pageTypeHasData(e.type) || e.content === undefined) continue;
       const mfn = this.p2m[e.pfn]!;
       const level = (e.type & XEN_DOMCTL_PFINFO_LTABTYPE_MASK) >>> XEN_DOMCTL_PFINFO_LTAB_SHIFT;
@@ -253,6 +307,110 @@ export class Restorer implements RecordSink {
   }
 
   /**
+   * `pageData` for a record in columns (the in-process channel): the same steps and failures, with
+   * one populate call for the record, the data pages' stamps written in bulk, and no object per pfn.
+   * Stamps are written in order with the bytes pages: the pending ones go out before each page
+   * written from bytes, and before a failure, so the domain is left as `pageData` would leave it.
+   */
+  private pageDataColumns(c: PageDataColumns): void {
+    const { count, pfns, types, stamps, bytes, bytesIndexes } = c;
+    this.populateColumns(c);
+
+    if (this.stampMfns.length < count) {
+      this.stampMfns = new Float64Array(count);
+      this.stampValues = new Uint32Array(count);
+    }
+    const stampMfns = this.stampMfns;
+    const stampValues = this.stampValues;
+    let pending = 0;
+    const flush = (): void => {
+      if (pending === 0) return;
+      this.tools.writeStamps(this.domid, stampMfns, stampValues, pending);
+      this.stats.pagesWritten += pending;
+      pending = 0;
+    };
+    const p2m = this.p2m;
+    const typeOfPfn = this.types;
+    const xtab = this.xtabPopulated;
+    // The next index holding bytes: walked with i instead of a Map lookup per pfn.
+    let nextBytes = 0;
+    let bytesAt = bytesIndexes.length > 0 ? bytesIndexes[0]! : -1;
+    for (let i = 0; i < count; i++) {
+      const pfn = pfns[i]!;
+      const type = types[i]!;
+      typeOfPfn[pfn] = type;
+      const hasBytes = i === bytesAt;
+      if (hasBytes) bytesAt = ++nextBytes < bytesIndexes.length ? bytesIndexes[nextBytes]! : -1;
+      if (type === XEN_DOMCTL_PFINFO_XTAB || type === XEN_DOMCTL_PFINFO_BROKEN) {
+        // As in pageData: freed only when the state is whole.
+        if (p2m[pfn] !== NO_MFN) this.markXtab(pfn);
+        continue;
+      }
+      if (xtab[pfn >>> 5]! & (1 << (pfn & 31))) this.unmarkXtab(pfn);
+      if (!columnTypeHasData(type)) continue;
+      const mfn = p2m[pfn]!;
+      const level = (type & XEN_DOMCTL_PFINFO_LTABTYPE_MASK) >>> XEN_DOMCTL_PFINFO_LTAB_SHIFT;
+      if (level === 0 && !hasBytes) {
+        stampMfns[pending] = mfn;
+        stampValues[pending++] = stamps[i]!;
+        continue;
+      }
+      flush();
+      if (!hasBytes) throw new RestoreError(`page-table pfn 0x${pfn.toString(16)} arrived as a content stamp`, pfn);
+      const page = bytes.get(i)!;
+      this.tools.writeFrame(this.domid, mfn, { bytes: level !== 0 ? this.localise(page, level, pfn) : page });
+      this.stats.pagesWritten++;
+    }
+    flush();
+  }
+
+  /**
+   * The range check of every pfn of `c`, then `populate` for those that need memory (data types
+   * and XALLOC), in one pass: a pfn out of range throws before anything is populated.
+   */
+  private populateColumns(c: PageDataColumns): void {
+    const { count, pfns, types } = c;
+    if (this.populatePfns.length < count) {
+      this.populatePfns = new Float64Array(count);
+      this.populatedMfns = new Float64Array(count);
+    }
+    const fresh = this.populatePfns;
+    const p2m = this.p2m;
+    const maxPfn = this.maxPfn;
+    let n = 0;
+    for (let i = 0; i < count; i++) {
+      const pfn = pfns[i]!;
+      if (pfn > maxPfn) {
+        for (let j = 0; j < n; j++) p2m[fresh[j]!] = NO_MFN;
+        throw new RestoreError(`pfn 0x${pfn.toString(16)} outside domain maximum (0x${maxPfn.toString(16)})`, pfn);
+      }
+      const type = types[i]!;
+      if (p2m[pfn] !== NO_MFN || !(columnTypeHasData(type) || type === XEN_DOMCTL_PFINFO_XALLOC)) continue;
+      // Marked while collecting, so a pfn listed twice is populated once.
+      p2m[pfn] = POPULATING;
+      fresh[n++] = pfn;
+    }
+    this.populateMarked(n);
+  }
+
+  private markXtab(pfn: number): void {
+    const bit = 1 << (pfn & 31);
+    const word = this.xtabPopulated[pfn >>> 5]!;
+    if (word & bit) return;
+    this.xtabPopulated[pfn >>> 5] = word | bit;
+    this.xtabCount++;
+    this.xtabCandidates.push(pfn);
+  }
+
+  private unmarkXtab(pfn: number): void {
+    const bit = 1 << (pfn & 31);
+    const word = this.xtabPopulated[pfn >>> 5]!;
+    if (!(word & bit)) return;
+    this.xtabPopulated[pfn >>> 5] = word & ~bit;
+    this.xtabCount--;
+  }
+
+  /**
    * Frees every populated pfn whose last word in the stream was XTAB: the sender has no frame
    * for it (it was ballooned out after it was sent). Stock libxc never does this (reference
    * §1.9); it is safe only once the state is whole — at the end of the stream or at a
@@ -260,36 +418,55 @@ export class Restorer implements RecordSink {
    * already localised may still name their frames until the resend.
    */
   private releaseXtabPfns(): void {
-    if (this.xtabPopulated.size === 0) return;
-    const release = [...this.xtabPopulated].sort((a, b) => a - b);
+    if (this.xtabCount === 0) {
+      this.xtabCandidates = [];
+      return;
+    }
+    // The candidates still marked, each once (its bit is cleared as it is taken).
+    const release: number[] = [];
+    for (const pfn of this.xtabCandidates) {
+      const bit = 1 << (pfn & 31);
+      if (!(this.xtabPopulated[pfn >>> 5]! & bit)) continue;
+      this.xtabPopulated[pfn >>> 5]! &= ~bit;
+      release.push(pfn);
+    }
+    this.xtabCandidates = [];
+    this.xtabCount = 0;
+    release.sort((a, b) => a - b);
     const mfns = release.map((pfn) => this.p2m[pfn]!);
     const freed = this.tools.releaseFrames(this.domid, mfns);
     if (freed !== release.length) throw new RestoreError(`freed ${freed} of ${release.length} frames turned XTAB`, release[freed]);
     for (const pfn of release) this.p2m[pfn] = NO_MFN;
     this.stats.freed += release.length;
-    this.xtabPopulated.clear();
   }
 
   /** libxc `localise_pagetable`: each present entry's pfn becomes our mfn, populating it if needed. */
   private localise(bytes: Uint8Array, level: number, pfn: number): Uint8Array {
-    const out = bytes.slice();
-    const view = new DataView(out.buffer, out.byteOffset, PAGE_SIZE);
-    const targets: number[] = [];
-    for (let i = 0; i < PAGE_SIZE / 8; i++) {
-      const pte = view.getBigUint64(i * 8, true);
-      if ((pte & _PAGE_PRESENT) === 0n) continue;
-      const target = Number((pte & PTE_FRAME_MASK) >> 12n);
+    // Into a scratch page: writeFrame copies it into the frame.
+    const out = this.localisedPage;
+    out.set(bytes);
+    // Each 64-bit entry as (low, high) u32 halves: bit 0 present, bits 51–12 the frame.
+    const words = new Uint32Array(out.buffer, out.byteOffset, PAGE_SIZE / 4);
+    const targets = this.pteTargets;
+    let n = 0;
+    for (let i = 0; i < PTES_PER_PAGE; i++) {
+      const lo = words[2 * i]!;
+      if ((lo & PTE_PRESENT_BIT) === 0) continue;
+      const target = (words[2 * i + 1]! & PTE_FRAME_HIGH_BITS) * 2 ** 20 + (lo >>> 12);
       if (target > this.maxPfn) {
         throw new RestoreError(`L${level} page table pfn 0x${pfn.toString(16)} entry ${i} names pfn 0x${target.toString(16)}, beyond max_pfn 0x${this.maxPfn.toString(16)}`, pfn);
       }
-      targets.push(target);
+      targets[n++] = target;
     }
-    this.populate(targets);
-    for (let i = 0; i < PAGE_SIZE / 8; i++) {
-      const pte = view.getBigUint64(i * 8, true);
-      if ((pte & _PAGE_PRESENT) === 0n) continue;
-      const mfn = this.p2m[Number((pte & PTE_FRAME_MASK) >> 12n)]!;
-      view.setBigUint64(i * 8, (pte & ~PTE_FRAME_MASK) | (BigInt(mfn) << 12n), true);
+    this.populate(targets, n);
+    for (let i = 0; i < PTES_PER_PAGE; i++) {
+      const lo = words[2 * i]!;
+      if ((lo & PTE_PRESENT_BIT) === 0) continue;
+      const hi = words[2 * i + 1]!;
+      const mfn = this.p2m[(hi & PTE_FRAME_HIGH_BITS) * 2 ** 20 + (lo >>> 12)]!;
+      // The frame bits become our mfn's: its low 20 bits in the low half, the rest in the high half.
+      words[2 * i] = ((lo & PTE_LOW_FLAG_BITS) | ((mfn & 0xfffff) << 12)) >>> 0;
+      words[2 * i + 1] = ((hi & ~PTE_FRAME_HIGH_BITS) | (Math.floor(mfn / 2 ** 20) & PTE_FRAME_HIGH_BITS)) >>> 0;
     }
     return out;
   }
@@ -338,8 +515,9 @@ export class Restorer implements RecordSink {
     this.tools.setStartInfo(this.domid, startInfoMfn);
 
     // Pin every table the sender had pinned (libxc `pin_pagetables`), then the base pointer.
+    const types = this.types;
     for (let pfn = 0; pfn <= this.maxPfn; pfn++) {
-      const type = this.types[pfn]!;
+      const type = types[pfn]!;
       // L1TAB_PIN..L4TAB_PIN only: XTAB, XALLOC and BROKEN also have the top bit set.
       const level = (type & XEN_DOMCTL_PFINFO_LTABTYPE_MASK) >>> XEN_DOMCTL_PFINFO_LTAB_SHIFT;
       if (type === NOT_SENT || (type & XEN_DOMCTL_PFINFO_LPINTAB) === 0 || level < 1 || level > 4 || !pageTypeHasData(type)) continue;
@@ -385,12 +563,21 @@ export class Restorer implements RecordSink {
       if (pfn === undefined) throw new RestoreError(`p2m frame ${x} was never named by X86_PV_P2M_FRAMES`);
       const mfn = this.plainFrame(pfn, `p2m frame ${x}`);
       const bytes = new Uint8Array(PAGE_SIZE);
-      const dv = new DataView(bytes.buffer);
-      for (let k = 0; k < this.fpp; k++) {
-        const p = x * this.fpp + k;
-        const m = p <= this.maxPfn ? this.p2m[p]! : NO_MFN;
-        if (this.width === 8) dv.setBigUint64(k * 8, m === NO_MFN ? 0xffffffffffffffffn : BigInt(m), true);
-        else dv.setUint32(k * 4, m, true);
+      // Guest-width entries as u32 words (two per entry on x86_64: the mfn, then 0; INVALID is all ones).
+      const words = new Uint32Array(bytes.buffer);
+      const first = x * this.fpp;
+      const end = Math.min(first + this.fpp, this.maxPfn + 1);
+      if (this.width === 8) {
+        words.fill(NO_MFN);
+        for (let p = first; p < end; p++) {
+          const m = this.p2m[p]!;
+          if (m === NO_MFN) continue;
+          words[2 * (p - first)] = m;
+          words[2 * (p - first) + 1] = 0;
+        }
+      } else {
+        words.fill(NO_MFN);
+        words.set(this.p2m.subarray(first, end));
       }
       this.tools.writeFrame(this.domid, mfn, { bytes });
     }

@@ -33,7 +33,7 @@ import { INVALID_M2P } from '../xen-emu/machine.js';
 import type { PrivilegedInterface } from '../xen-emu/privileged.js';
 import type { StepLabel } from '../xen-emu/scheduler.js';
 import { P2mMapError, mapGuestP2m, type MappedP2m } from './p2m-map.js';
-import { pageTypeHasData, type PageDataEntry } from './stream/page-data.js';
+import { PageDataColumns, columnTypeHasData } from './stream/page-data.js';
 import type { StreamWriter } from './stream/writer.js';
 import { REC_TYPE_X86_PV_VCPU_BASIC } from './stream/record-types.js';
 import { encodeVcpuBasic } from './vcpu-context.js';
@@ -132,6 +132,60 @@ export class SaveAborted extends Error {
 const INVALID = -1;
 const U32 = 0xffffffff;
 
+/** 64-bit page-table entries in a page. */
+const PTES_PER_PAGE = PAGE_SIZE / 8;
+/** `_PAGE_PRESENT` and `_PAGE_PSE`, in an entry's low half. */
+const PTE_PRESENT_BIT = Number(_PAGE_PRESENT);
+const PTE_PSE_BIT = Number(_PAGE_PSE);
+/** `PTE_FRAME_MASK` split by halves: bits 31–12 of the low half, bits 19–0 (51–32) of the high one. */
+const PTE_LOW_FLAG_BITS = Number(~PTE_FRAME_MASK & 0xfffn);
+const PTE_FRAME_HIGH_BITS = Number((PTE_FRAME_MASK >> 32n) & 0xffffffffn);
+
+/** Where a pass's walk over its bitmap is: the word, and its bits not yet taken. */
+interface BitmapCursor {
+  readonly bitmap: Bitmap;
+  /** The p2m size when the pass began: bits from here on are not pfns. */
+  readonly limit: number;
+  word: number;
+  bits: number;
+}
+
+/**
+ * Memory for the records' columns and pages, carved from large buffers: one allocation per
+ * COLUMN_ARENA_BYTES rather than one per batch and per page (each a zeroed external buffer).
+ * Carved pieces are never reused, so a record a sink keeps stays as it was written.
+ */
+class ColumnArena {
+  private buffer = new ArrayBuffer(0);
+  private used = 0;
+
+  /** `bytes` bytes (a multiple of 8) of zeroed memory, 8-aligned. */
+  take(bytes: number): { buffer: ArrayBuffer; offset: number } {
+    if (this.used + bytes > this.buffer.byteLength) {
+      this.buffer = new ArrayBuffer(Math.max(COLUMN_ARENA_BYTES, bytes));
+      this.used = 0;
+    }
+    const offset = this.used;
+    this.used += bytes;
+    return { buffer: this.buffer, offset };
+  }
+}
+
+const COLUMN_ARENA_BYTES = 1 << 20;
+
+/** writeBatch's scratch arrays (see `Saver.batchScratch`). */
+interface BatchScratch {
+  /** Each pfn's mfn through the mapped p2m, INVALID when it has none. */
+  readonly mfns: Float64Array;
+  readonly frameTypes: Uint32Array;
+  readonly m2ps: Uint32Array;
+  /** Data pages still to read: their batch index and mfn. */
+  readonly dataIndex: Uint32Array;
+  readonly dataMfns: Float64Array;
+  readonly dataStamps: Uint32Array;
+  readonly materialised: Uint8Array;
+}
+
 /** Where a pfn's bit lives in a logdirty-style bitmap. */
 function testBit(bitmap: Bitmap, pfn: number): boolean {
   return ((bitmap[pfn >>> 5] ?? 0) & (1 << (pfn & 31))) !== 0;
@@ -141,22 +195,32 @@ function setBit(bitmap: Bitmap, pfn: number): void {
   bitmap[pfn >>> 5]! |= 1 << (pfn & 31);
 }
 
-function* setBits(bitmap: Bitmap, limit: number): Generator<number> {
-  for (let w = 0; w < bitmap.length; w++) {
-    let bits = bitmap[w]!;
-    while (bits !== 0) {
-      const low = bits & -bits;
-      const pfn = w * 32 + 31 - Math.clz32(low);
-      if (pfn >= limit) return;
-      yield pfn;
-      bits ^= low;
-    }
-  }
+/** Sets bits [first, first + count) of a bitmap. */
+function setBitRange(bitmap: Bitmap, first: number, count: number): void {
+  let pfn = first;
+  const end = first + count;
+  for (; pfn < end && (pfn & 31) !== 0; pfn++) bitmap[pfn >>> 5]! |= 1 << (pfn & 31);
+  for (; pfn + 32 <= end; pfn += 32) bitmap[pfn >>> 5] = U32;
+  for (; pfn < end; pfn++) bitmap[pfn >>> 5]! |= 1 << (pfn & 31);
 }
 
+/** Runs of at least this many consecutive pfns are recorded as sent with one copy. */
+const SENT_RUN_COPY = 16;
+
+/** Set bits in a 32-bit word. */
+function popcount(word: number): number {
+  let v = word - ((word >>> 1) & 0x55555555);
+  v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
+  return Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
+}
+
+/** Set bits for pfns below `limit`. */
 function countBits(bitmap: Bitmap, limit: number): number {
+  const full = Math.min(bitmap.length, Math.floor(limit / 32));
   let n = 0;
-  for (const _ of setBits(bitmap, limit)) n++;
+  for (let w = 0; w < full; w++) n += popcount(bitmap[w]!);
+  const rest = limit % 32;
+  if (rest !== 0 && full < bitmap.length) n += popcount(bitmap[full]! & ((1 << rest) - 1));
   return n;
 }
 
@@ -200,6 +264,15 @@ export class Saver {
   private readonly stepsPerBatch: number;
   private readonly pauseForFinalPass: boolean;
   private readonly generationWaitSteps: number;
+  /** log2 of `fpp`: a pfn's leaf is `pfn >>> fppShift`. */
+  private readonly fppShift: number;
+  /** A pass's batch of pfns, reused batch after batch. */
+  private readonly batchPfns: Float64Array;
+  private scratch: BatchScratch | undefined;
+  private readonly arena = new ColumnArena();
+  /** normalisePageTable's frames and their m2p entries, one per PTE. */
+  private readonly pteFrames = new Float64Array(PTES_PER_PAGE);
+  private readonly pteTargets = new Uint32Array(PTES_PER_PAGE);
 
   private p2m!: MappedP2m;
   /** 32-bit word views of the mapped leaves (two words an entry on x86_64). */
@@ -243,6 +316,7 @@ export class Saver {
     this.abi = tools.domainInfo(domid).abi;
     this.width = this.abi.wordSize as 4 | 8;
     this.fpp = PAGE_SIZE / this.width;
+    this.fppShift = 31 - Math.clz32(this.fpp);
     this.maxLiveRounds = options.maxLiveRounds ?? 5;
     this.dirtyThreshold = options.dirtyThreshold ?? 50;
     this.checkpoints = options.checkpoints ?? 0;
@@ -261,6 +335,7 @@ export class Saver {
       if (!Number.isInteger(v) || v < min) throw new RangeError(`${name} ${v} is not an integer >= ${min}`);
     }
     if (this.batchSize > 1024) throw new RangeError(`batchSize ${this.batchSize} is above libxc's MAX_BATCH_SIZE (1024)`);
+    this.batchPfns = new Float64Array(this.batchSize);
   }
 
   /** A live, read-only view of the save's progress. */
@@ -446,96 +521,179 @@ export class Saver {
     return bitmap;
   }
 
-  /** One pass over the pfns set in `bitmap`, in batches. */
+  /** One pass over the pfns set in `bitmap` (ascending, below the p2m size at the start), in batches. */
   private *sendPass(kind: SaveRound['kind'], bitmap: Bitmap, resent: number): Generator<StepLabel, void, undefined> {
     const round = this.log.length + 1;
     let pfns = 0;
     let deferred = 0;
-    let batch: number[] = [];
     const final = kind === 'final';
-    for (const pfn of setBits(bitmap, this.p2m.p2mSize)) {
-      batch.push(pfn);
-      if (batch.length === this.batchSize) {
-        deferred += this.writeBatch(batch, final);
-        pfns += batch.length;
-        batch = [];
-        yield* this.transmit(round);
-      }
-    }
-    if (batch.length > 0) {
-      deferred += this.writeBatch(batch, final);
-      pfns += batch.length;
+    const cursor: BitmapCursor = { bitmap, limit: this.p2m.p2mSize, word: 0, bits: bitmap.length > 0 ? bitmap[0]! : 0 };
+    for (let n = this.nextBatch(cursor); n > 0; n = this.nextBatch(cursor)) {
+      deferred += this.writeBatch(this.batchPfns, n, final);
+      pfns += n;
       yield* this.transmit(round);
     }
     this.resentP2m += resent;
     this.log.push({ round, checkpoint: this.checkpoint + 1, kind, pfns, resentP2m: resent, deferred });
   }
 
+  /**
+   * The next batch of a pass, into `batchPfns`: up to `batchSize` set bits from where `cursor` is,
+   * ascending; returns how many (0 at the end). A word is read when the walk reaches it, so pfns
+   * the guest dirties in the pass bitmap meanwhile are seen exactly as a lazy walk would see them.
+   */
+  private nextBatch(cursor: BitmapCursor): number {
+    const { bitmap, limit } = cursor;
+    const batch = this.batchPfns;
+    const size = this.batchSize;
+    let { word, bits } = cursor;
+    let n = 0;
+    while (word < bitmap.length) {
+      while (bits !== 0) {
+        const low = bits & -bits;
+        const pfn = word * 32 + 31 - Math.clz32(low);
+        if (pfn >= limit) {
+          // Bits past the p2m end the pass.
+          cursor.word = bitmap.length;
+          cursor.bits = 0;
+          return n;
+        }
+        bits ^= low;
+        batch[n++] = pfn;
+        if (n === size) {
+          cursor.word = word;
+          cursor.bits = bits;
+          return n;
+        }
+      }
+      word++;
+      bits = word < bitmap.length ? bitmap[word]! : 0;
+    }
+    cursor.word = word;
+    cursor.bits = 0;
+    return n;
+  }
+
   private *transmit(round: number): Generator<StepLabel, void, undefined> {
     for (let i = 0; i < this.stepsPerBatch; i++) yield `save: round ${round}, PAGE_DATA on the wire`;
   }
 
-  /** libxc `write_batch`: types, contents, normalised page tables; returns how many pfns it deferred. */
-  private writeBatch(pfns: readonly number[], final: boolean): number {
-    const mfns = pfns.map((pfn) => this.mfnOf(pfn));
-    const types = this.tools.pageTypes(
-      this.domid,
-      mfns.map((m) => (m === INVALID ? 0 : m)),
-    );
-    const entries: PageDataEntry[] = [];
+  /**
+   * libxc `write_batch` for `batchPfns[0, n)`: types, contents, normalised page tables, as one
+   * PAGE_DATA record in columns (one entry per pfn, XTAB for a deferred one); returns how many
+   * pfns it deferred. Bulk privileged calls and typed arrays: this runs for every pfn of every pass.
+   */
+  private writeBatch(batchPfns: Float64Array, n: number, final: boolean): number {
+    const scratch = this.batchScratch(n);
+    const { mfns, frameTypes, m2ps, dataIndex, dataMfns, dataStamps, materialised } = scratch;
+    // The record's columns: never reused, as the channel may keep them (Remus buffering).
+    const { buffer, offset } = this.arena.take(16 * n);
+    const pfns = new Float64Array(buffer, offset, n);
+    const types = new Uint32Array(buffer, offset + 8 * n, n);
+    const stamps = new Uint32Array(buffer, offset + 12 * n, n);
+    let bytes: Map<number, Uint8Array> | undefined;
+
+    let highest = 0;
+    for (let i = 0; i < n; i++) {
+      const pfn = batchPfns[i]!;
+      pfns[i] = pfn;
+      mfns[i] = this.mfnOf(pfn);
+      if (pfn > highest) highest = pfn;
+    }
+    // INVALID (-1) entries get XTAB (not the domain's frame); they are deferred before their type is read.
+    this.tools.pageTypesInto(this.domid, mfns, n, frameTypes);
+    const checkM2p = this.strategy === 'deep-tracking';
+    if (checkM2p) this.tools.m2pInto(mfns, n, m2ps);
+
     let deferred = 0;
-    const defer = (pfn: number): void => {
-      this.deferred = grow(this.deferred, pfn + 1);
-      setBit(this.deferred, pfn);
-      // libxc defers in the final pass too, then clears the set: nothing comes after it.
-      if (!final) deferred++;
-      entries.push({ pfn, type: XEN_DOMCTL_PFINFO_XTAB });
-    };
-    for (let i = 0; i < pfns.length; i++) {
-      const pfn = pfns[i]!;
-      const mfn = mfns[i]!;
-      this.recordSent(pfn);
-      if (mfn === INVALID) {
-        // "Likely a ballooned page": XTAB now, and again in the final pass.
-        defer(pfn);
-        continue;
-      }
-      const type = types[i]!;
-      if (this.strategy === 'deep-tracking' && type !== XEN_DOMCTL_PFINFO_XTAB && this.tools.m2p(mfn) !== pfn) {
-        // p2m and m2p disagree: the guest is inside an update. Deferred live; fatal once stopped.
-        if (final) throw new SaveAborted(`pfn ${hex(pfn)}: p2m says mfn ${hex(mfn)} but the m2p says ${hex(this.tools.m2p(mfn))} with the guest suspended`, pfn);
-        defer(pfn);
-        continue;
-      }
-      if (!pageTypeHasData(type)) {
-        entries.push({ pfn, type });
-        continue;
-      }
-      const level = (type & XEN_DOMCTL_PFINFO_LTABTYPE_MASK) >>> XEN_DOMCTL_PFINFO_LTAB_SHIFT;
-      if (level !== 0) {
-        const normalised = this.normalisePageTable(pfn, mfn, level);
-        if (normalised === undefined) {
-          defer(pfn);
-          continue;
+    let withStamps = 0;
+    // The pfn being handled, for an abort: the pfns up to it count as sent (libxc records each as it goes).
+    let current = 0;
+    try {
+      for (let i = 0; i < n; i++) {
+        current = i;
+        const pfn = pfns[i]!;
+        const mfn = mfns[i]!;
+        let type = frameTypes[i]!;
+        // "Likely a ballooned page" (INVALID): XTAB now, and again in the final pass.
+        let defer = mfn === INVALID;
+        if (!defer && checkM2p && type !== XEN_DOMCTL_PFINFO_XTAB && m2ps[i] !== pfn) {
+          // p2m and m2p disagree: the guest is inside an update. Deferred live; fatal once stopped.
+          if (final) throw new SaveAborted(`pfn ${hex(pfn)}: p2m says mfn ${hex(mfn)} but the m2p says ${hex(this.tools.m2p(mfn))} with the guest suspended`, pfn);
+          defer = true;
         }
-        entries.push({ pfn, type, content: { bytes: normalised } });
+        if (!defer && columnTypeHasData(type)) {
+          const level = (type & XEN_DOMCTL_PFINFO_LTABTYPE_MASK) >>> XEN_DOMCTL_PFINFO_LTAB_SHIFT;
+          if (level !== 0) {
+            const normalised = this.normalisePageTable(pfn, mfn, level);
+            if (normalised === undefined) defer = true;
+            else (bytes ??= new Map()).set(i, normalised);
+          } else {
+            dataIndex[withStamps] = i;
+            dataMfns[withStamps++] = mfn;
+          }
+        }
+        if (defer) {
+          this.deferred = grow(this.deferred, pfn + 1);
+          setBit(this.deferred, pfn);
+          // libxc defers in the final pass too, then clears the set: nothing comes after it.
+          if (!final) deferred++;
+          type = XEN_DOMCTL_PFINFO_XTAB;
+        }
+        types[i] = type;
+      }
+    } catch (err) {
+      this.recordSent(pfns, current + 1);
+      throw err;
+    }
+    this.recordSent(pfns, n);
+
+    // Data pages: their stamps in one call; the few frames holding real bytes, each read whole.
+    // (Their types said the domain owns them a moment ago, so neither call can refuse one.)
+    this.tools.frameStampsInto(this.domid, dataMfns, withStamps, dataStamps, materialised);
+    for (let j = 0; j < withStamps; j++) {
+      const at = dataIndex[j]!;
+      if (materialised[j] === 0) {
+        stamps[at] = dataStamps[j]!;
         continue;
       }
-      entries.push({ pfn, type, content: this.tools.frameContent(this.domid, mfn) });
+      const content = this.tools.frameContent(this.domid, dataMfns[j]!);
+      if ('bytes' in content) (bytes ??= new Map()).set(at, content.bytes);
+      else stamps[at] = content.stamp;
     }
-    for (const e of entries) {
-      if (e.pfn >= this.lastType.length) {
-        const out = new Uint32Array(Math.max(e.pfn + 1, this.lastType.length * 2, 1024));
-        out.set(this.lastType);
-        this.lastType = out;
-      }
+
+    this.ensureLastTypeCapacity(highest + 1);
+    const lastType = this.lastType;
+    let xtab = 0;
+    let data = 0;
+    for (let i = 0; i < n; i++) {
+      const type = types[i]!;
       // type + 1 wraps for XTAB (0xf0000000 + 1 fits); 0 stays "never sent".
-      this.lastType[e.pfn] = (e.type + 1) >>> 0;
-      if (e.type === XEN_DOMCTL_PFINFO_XTAB) this.xtabSent++;
-      else if (pageTypeHasData(e.type)) this.pagesSent++;
+      lastType[pfns[i]!] = (type + 1) >>> 0;
+      if (type === XEN_DOMCTL_PFINFO_XTAB) xtab++;
+      else if (columnTypeHasData(type)) data++;
     }
-    this.writer.pageData(entries);
+    this.xtabSent += xtab;
+    this.pagesSent += data;
+    this.writer.pageDataColumns(new PageDataColumns(pfns, types, stamps, bytes));
     return deferred;
+  }
+
+  /** Per-batch scratch arrays, made once per Saver (a batch never exceeds `batchSize`). */
+  private batchScratch(n: number): BatchScratch {
+    if (this.scratch === undefined || this.scratch.mfns.length < n) {
+      const size = Math.max(n, this.batchSize);
+      this.scratch = {
+        mfns: new Float64Array(size),
+        frameTypes: new Uint32Array(size),
+        m2ps: new Uint32Array(size),
+        dataIndex: new Uint32Array(size),
+        dataMfns: new Float64Array(size),
+        dataStamps: new Uint32Array(size),
+        materialised: new Uint8Array(size),
+      };
+    }
+    return this.scratch;
   }
 
   /**
@@ -547,21 +705,43 @@ export class Saver {
     const { pages } = this.tools.mapForeign(this.domid, [mfn]);
     const page = pages[0];
     if (!page) throw new SaveAborted(`failed to map page-table pfn ${hex(pfn)} (mfn ${hex(mfn)})`, pfn);
-    const out = page.slice();
-    const view = new DataView(out.buffer, out.byteOffset, PAGE_SIZE);
+    const { buffer, offset } = this.arena.take(PAGE_SIZE);
+    const out = new Uint8Array(buffer, offset, PAGE_SIZE);
+    out.set(page);
+    // Each 64-bit entry as (low, high) u32 halves: bit 0 present, bit 7 PSE, bits 51–12 the frame.
+    const words = new Uint32Array(buffer, offset, PAGE_SIZE / 4);
     const paused = this.tools.domainInfo(this.domid).paused;
     const xenSlots = this.xenSlots(level);
-    for (let i = 0; i < PAGE_SIZE / 8; i++) {
+    const frames = this.pteFrames;
+    const targets = this.pteTargets;
+    for (let i = 0; i < PTES_PER_PAGE; i++) frames[i] = (words[2 * i + 1]! & PTE_FRAME_HIGH_BITS) * 2 ** 20 + (words[2 * i]! >>> 12);
+    // The m2p of every entry's frame in one call; the checks below still go entry by entry, in order.
+    this.tools.m2pInto(frames, PTES_PER_PAGE, targets);
+    const maxMfn = Number(this.p2m.maxMfn);
+    const p2mSize = this.p2m.p2mSize;
+    const leafWords = this.leafWords;
+    const shift = this.fppShift;
+    const slotMask = this.fpp - 1;
+    const wide = this.width === 8;
+    for (let i = 0; i < PTES_PER_PAGE; i++) {
       if (i >= xenSlots.from && i <= xenSlots.to) {
-        view.setBigUint64(i * 8, 0n, true);
+        words[2 * i] = 0;
+        words[2 * i + 1] = 0;
         continue;
       }
-      const pte = view.getBigUint64(i * 8, true);
-      if ((pte & _PAGE_PRESENT) === 0n) continue;
-      if (level > 1 && (pte & _PAGE_PSE) !== 0n) throw new SaveAborted(`Cannot migrate superpage (L${level} pfn ${hex(pfn)} entry ${i})`, pfn);
-      const frame = Number((pte & PTE_FRAME_MASK) >> 12n);
-      const target = this.tools.m2p(frame);
-      const ok = BigInt(frame) <= this.p2m.maxMfn && target !== INVALID_M2P && target < this.p2m.p2mSize && this.mfnOf(target) === frame;
+      const lo = words[2 * i]!;
+      if ((lo & PTE_PRESENT_BIT) === 0) continue;
+      if (level > 1 && (lo & PTE_PSE_BIT) !== 0) throw new SaveAborted(`Cannot migrate superpage (L${level} pfn ${hex(pfn)} entry ${i})`, pfn);
+      const frame = frames[i]!;
+      const target = targets[i]!;
+      let ok = frame <= maxMfn && target !== INVALID_M2P && target < p2mSize;
+      if (ok) {
+        // mfnOf(target) === frame, inline: the target's p2m entry names this very frame.
+        const words = leafWords[target >>> shift]!;
+        const k = target & slotMask;
+        // (An all-ones entry is INVALID, never a frame: no frame below 2^40 has those halves, and the narrow form excludes it.)
+        ok = wide ? words[2 * k] === frame % 2 ** 32 && words[2 * k + 1] === Math.floor(frame / 2 ** 32) : frame !== U32 && words[k] === frame;
+      }
       if (!ok) {
         if (paused && this.strategy === 'deep-tracking') {
           // Fix (issue 5: "an inconsistency in the final round aborts with the pfn named"): when
@@ -581,7 +761,9 @@ export class Saver {
         }
         return undefined;
       }
-      view.setBigUint64(i * 8, (pte & ~PTE_FRAME_MASK) | (BigInt(target) << 12n), true);
+      // The frame bits become the pfn's: its low 20 bits in the low half, the rest in the high half.
+      words[2 * i] = ((lo & PTE_LOW_FLAG_BITS) | ((target & 0xfffff) << 12)) >>> 0;
+      words[2 * i + 1] = ((words[2 * i + 1]! & ~PTE_FRAME_HIGH_BITS) | (Math.floor(target / 2 ** 20) & PTE_FRAME_HIGH_BITS)) >>> 0;
     }
     return out;
   }
@@ -596,8 +778,8 @@ export class Saver {
   /** The p2m entry of `pfn` through the current mapping, as an mfn, or INVALID. */
   private mfnOf(pfn: number): number {
     if (pfn < 0 || pfn >= this.p2m.p2mSize) return INVALID;
-    const words = this.leafWords[Math.floor(pfn / this.fpp)]!;
-    const k = pfn % this.fpp;
+    const words = this.leafWords[pfn >>> this.fppShift]!;
+    const k = pfn & (this.fpp - 1);
     if (this.width === 4) {
       const v = words[k]!;
       return v === U32 ? INVALID : v;
@@ -614,14 +796,48 @@ export class Saver {
     return undefined;
   }
 
-  /** Remembers the entry `pfn` is being sent with: the p2m as last sent. */
-  private recordSent(pfn: number): void {
-    const words = this.leafWords[Math.floor(pfn / this.fpp)]!;
-    const k = pfn % this.fpp;
+  /**
+   * Remembers the entries `pfns[0, count)` are being sent with: the p2m as last sent, and that
+   * they were sent. A run of consecutive pfns in one leaf is copied in one go (a full pass is
+   * nothing but such runs).
+   */
+  private recordSent(pfns: Float64Array, count: number): void {
+    if (count === 0) return;
+    let highest = 0;
+    for (let i = 0; i < count; i++) if (pfns[i]! > highest) highest = pfns[i]!;
+    this.ensureSentCapacity(highest + 1);
+    const leafWords = this.leafWords;
+    const sentWords = this.sentWords;
+    const sent = this.sent;
+    const shift = this.fppShift;
+    const slotMask = this.fpp - 1;
     const per = this.width / 4;
-    this.ensureSentCapacity(pfn + 1);
-    for (let j = 0; j < per; j++) this.sentWords[pfn * per + j] = words[k * per + j]!;
-    setBit(this.sent, pfn);
+    for (let i = 0; i < count; ) {
+      const pfn = pfns[i]!;
+      const leaf = pfn >>> shift;
+      const k = pfn & slotMask;
+      let run = 1;
+      while (i + run < count && pfns[i + run] === pfn + run && k + run <= slotMask) run++;
+      const words = leafWords[leaf]!;
+      if (run >= SENT_RUN_COPY) {
+        sentWords.set(words.subarray(k * per, (k + run) * per), pfn * per);
+        setBitRange(sent, pfn, run);
+      } else {
+        for (let j = 0; j < run; j++) {
+          const p = pfn + j;
+          for (let w = 0; w < per; w++) sentWords[p * per + w] = words[(k + j) * per + w]!;
+          sent[p >>> 5]! |= 1 << (p & 31);
+        }
+      }
+      i += run;
+    }
+  }
+
+  private ensureLastTypeCapacity(pfns: number): void {
+    if (pfns <= this.lastType.length) return;
+    const out = new Uint32Array(Math.max(pfns, this.lastType.length * 2, 1024));
+    out.set(this.lastType);
+    this.lastType = out;
   }
 
   private ensureSentCapacity(pfns: number): void {
@@ -647,6 +863,8 @@ export class Saver {
     this.p2m = p2m;
     this.leafWords = p2m.leaves.map((l) => new Uint32Array(l.elements.buffer, l.elements.byteOffset, PAGE_SIZE / 4));
     this.ensureSentCapacity(p2m.p2mSize);
+    // Every pfn of the p2m is sent at least once: size the record of types for all of them now.
+    this.ensureLastTypeCapacity(p2m.p2mSize);
   }
 
   private readShared(): { generation: bigint; maxPfn: bigint; fll: bigint; p2mCr3: bigint } {
@@ -709,21 +927,29 @@ export class Saver {
     const per = this.width / 4;
     const words = this.leafWords[x]!;
     const { bitmap, inPassAnyway } = mark;
+    // Runs for every pfn of every dirty p2m frame: locals and typed arrays only.
+    const sentBits = this.sent;
+    const sentWords = this.sentWords;
+    const wide = per === 2;
     for (let pfn = first; pfn < end; pfn++) {
       const k = pfn - first;
-      const sent = testBit(this.sent, pfn);
-      let send: boolean;
-      if (!sent) send = !(words[k * per] === U32 && (per === 1 || words[k * per + 1] === U32));
-      else if (!diff) send = true;
-      else {
-        send = false;
-        for (let j = 0; j < per; j++) {
-          if (this.sentWords[pfn * per + j] !== words[k * per + j]) {
-            send = true;
-            break;
-          }
+      if (diff && (pfn & 31) === 0 && pfn + 32 <= end && sentBits[pfn >>> 5] === U32) {
+        // 32 pfns all sent (leaves start on a bitmap word): skip them when none changed since.
+        const from = pfn * per;
+        const at = k * per;
+        let same = true;
+        for (let j = 0; j < 32 * per && same; j++) same = sentWords[from + j] === words[at + j];
+        if (same) {
+          pfn += 31;
+          continue;
         }
       }
+      const sent = (sentBits[pfn >>> 5]! & (1 << (pfn & 31))) !== 0;
+      let send: boolean;
+      if (!sent) send = wide ? !(words[2 * k] === U32 && words[2 * k + 1] === U32) : words[k] !== U32;
+      else if (!diff) send = true;
+      else if (wide) send = sentWords[2 * pfn] !== words[2 * k] || sentWords[2 * pfn + 1] !== words[2 * k + 1];
+      else send = sentWords[pfn] !== words[k];
       if (!send || testBit(bitmap, pfn)) continue;
       setBit(bitmap, pfn);
       if (sent && !inPassAnyway.some((b) => pfn >>> 5 < b.length && testBit(b, pfn))) mark.resent++;

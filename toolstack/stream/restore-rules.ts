@@ -177,12 +177,21 @@ export class RestoreRules {
         this.inferStaticDataEnd(version);
         if (!this.staticDataEnd) fail('out-of-order', 'no STATIC_DATA_END before PAGE_DATA');
         const max = this.maxPfn ?? fail('out-of-order', 'PAGE_DATA before X86_PV_P2M_FRAMES: no maximum pfn yet');
-        rec.entries.forEach((e, i) => {
-          if (e.pfn > max) fail('pfn-out-of-range', `pfn ${hex(e.pfn)} (index ${i}) is outside the domain maximum ${hex(max)}`, `pfn[${i}]`, offset + 16 + 8 * i);
-        });
+        const outOfRange = (pfn: number, i: number): never =>
+          fail('pfn-out-of-range', `pfn ${hex(pfn)} (index ${i}) is outside the domain maximum ${hex(max)}`, `pfn[${i}]`, offset + 16 + 8 * i);
+        const columns = rec.columns;
+        if (columns !== undefined) {
+          // The in-process saver's records: no entry objects to build, and a loop only to name the culprit.
+          const pfns = columns.pfns;
+          if (columns.highestPfn > max) for (let i = 0; i < columns.count; i++) if (pfns[i]! > max) outOfRange(pfns[i]!, i);
+        } else {
+          rec.entries.forEach((e, i) => {
+            if (e.pfn > max) outOfRange(e.pfn, i);
+          });
+        }
         this.pageDataRecords++;
-        this.pfns += rec.entries.length;
-        this.withData += pagesWithData(rec.entries);
+        this.pfns += columns !== undefined ? columns.count : rec.entries.length;
+        this.withData += columns !== undefined ? columns.pagesWithData : pagesWithData(rec.entries);
         return;
       }
 

@@ -9,6 +9,9 @@
  *   stamps left as stamps. Used by in-process migration and the conformance runs, and the only way
  *   to move a guest whose memory is too large to serialise.
  * - `RecordCollector`: keeps the records, for tests and small tools.
+ *
+ * A PAGE_DATA record may carry `columns` (the in-process saver's form): a sink that understands
+ * them (the restorer) reads those; any other reads `entries`, built from the columns on demand.
  */
 
 import type { DomainHeader } from './domain-header.js';
@@ -26,7 +29,8 @@ export interface RecordSink {
   /**
    * One record that passed the format checks and the restore rules. `offset` is its stream offset
    * (notional for an in-process stream). Page contents may alias memory the sender will change; a
-   * sink that keeps them past this call must copy (see `snapshotRecord`).
+   * sink that keeps them past this call must copy (see `snapshotRecord`). PAGE_DATA columns are
+   * the exception: they never change once written.
    */
   record(rec: StreamRecord, offset: number): void;
   /** Waits out backpressure, if the sink has any. */
@@ -48,6 +52,8 @@ export function encodeHeaders(image: ImageHeader, domain: DomainHeader): Uint8Ar
  */
 export function snapshotRecord(rec: StreamRecord): StreamRecord {
   if (rec.type === REC_TYPE_PAGE_DATA) {
+    // Columns, pages of bytes included, are immutable once written (`StreamWriter.pageDataColumns`).
+    if (rec.columns !== undefined) return rec;
     // Stamps are values: a record of stamps (the in-process common case) is kept as it is.
     if (!rec.entries.some((e) => e.content !== undefined && 'bytes' in e.content)) return rec;
     return { type: rec.type, entries: rec.entries.map((e) => (e.content === undefined ? e : { pfn: e.pfn, type: e.type, content: snapshot(e.content) })) };

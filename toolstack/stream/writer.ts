@@ -25,7 +25,7 @@ import { checkpointDirtyPfnListCodec, type CheckpointDirtyPfnListRecord } from '
 import { encodeRecord, encodedLength } from './framing.js';
 import { STREAM_VERSION_CURRENT, image_header, type StreamVersion } from './image-header.js';
 import { domain_header } from './domain-header.js';
-import { MAX_BATCH_SIZE, type PageDataEntry } from './page-data.js';
+import { MAX_BATCH_SIZE, type PageDataColumns, type PageDataEntry } from './page-data.js';
 import {
   REC_LENGTH_MAX,
   REC_TYPE_CHECKPOINT,
@@ -152,6 +152,27 @@ export class StreamWriter {
     let n = 0;
     for (let i = 0; i < entries.length; i += this.batchSize) {
       this.write({ type: REC_TYPE_PAGE_DATA, entries: entries.slice(i, i + this.batchSize) });
+      n++;
+    }
+    return n;
+  }
+
+  /**
+   * `pageData` for pfns in columns (the in-process saver's form): the same records, checks and
+   * errors, without an object per pfn. The columns and their pages of bytes must not change once
+   * written: sinks keep them as they are (unlike entries' pages, which they copy).
+   */
+  pageDataColumns(columns: PageDataColumns): number {
+    if (columns.count === 0) {
+      throw new StreamWriteError('bad-argument', 'PAGE_DATA', 'count', this.position, 'no pfns to send; a PAGE_DATA record describes at least one');
+    }
+    if (columns.count <= this.batchSize) {
+      this.write(columns.record());
+      return 1;
+    }
+    let n = 0;
+    for (let i = 0; i < columns.count; i += this.batchSize) {
+      this.write(columns.slice(i, i + this.batchSize).record());
       n++;
     }
     return n;
