@@ -60,20 +60,16 @@ export function* balloonOut(g: PvGuest, pfn: number, keep = false): Operation {
 export function* balloonIn(g: PvGuest, pfn: number): Operation<boolean> {
   if (g.pages.use(pfn) !== PageUse.Ballooned) throw new GuestStateError(`balloon in of pfn ${hex(pfn)}, which is not in the balloon`);
   g.pages.setUse(pfn, PageUse.Transit);
-  const refused = (): boolean => {
-    g.pages.setUse(pfn, PageUse.Ballooned);
-    return false;
-  };
   let mfn: bigint;
   if (g.balloonInMethod === 'populate_physmap') {
     const r = g.hc.reservation(XENMEM_populate_physmap, [BigInt(pfn)]);
     yield `balloon in: populate_physmap pfn ${hex(pfn)}: ${r.done} done`;
-    if (r.done !== 1) return refused();
+    if (r.done !== 1) return refusedIn(g, pfn);
     mfn = r.list[0]!;
   } else {
     const r = g.hc.reservation(XENMEM_increase_reservation, [0n]);
     yield `balloon in: increase_reservation for pfn ${hex(pfn)}: ${r.done} done`;
-    if (r.done !== 1) return refused();
+    if (r.done !== 1) return refusedIn(g, pfn);
     mfn = r.list[0]!;
     if (g.fault !== 'forgotten-m2p') {
       const rc = g.hc.mmuUpdate([machphysUpdate(mfn, BigInt(pfn))]);
@@ -87,6 +83,12 @@ export function* balloonIn(g: PvGuest, pfn: number): Operation<boolean> {
   g.currentPages++;
   if (g.mm.isLowmem(pfn)) yield* g.mm.mapDirect(pfn, mfn, `balloon in: map __va(pfn ${hex(pfn)})`);
   return true;
+}
+
+/** A refused balloon-in: the pfn goes back to the balloon (a function, not a closure per operation). */
+function refusedIn(g: PvGuest, pfn: number): false {
+  g.pages.setUse(pfn, PageUse.Ballooned);
+  return false;
 }
 
 /** Memory hotplug: pfns [first, first+count) (all holes) join the balloon with INVALID p2m entries. */

@@ -72,6 +72,11 @@ export function machphysUpdate(mfn: bigint, pfn: bigint): MmuRequest {
   return { ptr: (mfn << 12n) | BigInt(MMU_MACHPHYS_UPDATE), val: pfn };
 }
 
+/** The little-endian 32-bit value at `at` of `bytes`. */
+function loadUint32(bytes: Uint8Array, at: number): number {
+  return (bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24)) >>> 0;
+}
+
 /** Guest words (`width` bytes each, little-endian, truncated to the width) in a new array. */
 function wordBytes(values: readonly bigint[], width: 4 | 8): Uint8Array {
   const bytes = new Uint8Array(values.length * width);
@@ -107,6 +112,8 @@ export class GuestHypercalls {
   /** Argument bytes are built here and copied into guest memory by `put`, so one buffer serves every call. */
   private readonly scratch = new Uint8Array(PAGE_SIZE);
   private readonly scratchView = new DataView(this.scratch.buffer);
+  /** `scratch.subarray(0, length)` by length, made once each: a view per call was a large part of a balloon operation. */
+  private readonly scratchPrefixes: (Uint8Array | undefined)[] = [];
 
   constructor(
     private readonly binding: GuestBinding,
@@ -156,14 +163,18 @@ export class GuestHypercalls {
 
   /** The first `length` bytes of the scratch buffer, zeroed, to build an argument in. */
   private zeroedScratch(length: number): Uint8Array {
-    const bytes = this.scratch.subarray(0, length);
+    const bytes = (this.scratchPrefixes[length] ??= this.scratch.subarray(0, length));
     bytes.fill(0);
     return bytes;
   }
 
   /** One guest word (its width, little-endian) into the scratch buffer at `at`, truncated as a store of that width truncates. */
   private setScratchWord(at: number, value: bigint): void {
-    if (this.width === 8) this.scratchView.setBigUint64(at, BigInt.asUintN(64, value), true);
+    if (value >= 0n && value <= 0xffffffffn) {
+      // Most words (frame numbers, counts) fit 32 bits: no BigInt arithmetic.
+      this.scratchView.setUint32(at, Number(value), true);
+      if (this.width === 8) this.scratchView.setUint32(at + 4, 0, true);
+    } else if (this.width === 8) this.scratchView.setBigUint64(at, BigInt.asUintN(64, value), true);
     else this.scratchView.setUint32(at, Number(BigInt.asUintN(32, value)), true);
   }
 
@@ -181,9 +192,15 @@ export class GuestHypercalls {
   }
 
   private readWords(va: bigint, count: number): bigint[] {
-    const view = this.get(va, count * this.width);
+    const raw = this.xen.guestLoad(this.dom, va, count * this.width);
+    if (!raw) throw new GuestKernelBug(`load of hypercall results at 0x${va.toString(16)}`, -14n);
+    // Assembled from 32-bit halves (a DataView per call cost more than the rest of the read).
     const out: bigint[] = [];
-    for (let i = 0; i < count; i++) out.push(this.width === 8 ? view.getBigUint64(i * 8, true) : BigInt(view.getUint32(i * 4, true)));
+    for (let i = 0; i < count; i++) {
+      const low = loadUint32(raw, i * this.width);
+      const high = this.width === 8 ? loadUint32(raw, i * 8 + 4) : 0;
+      out.push(high === 0 ? BigInt(low) : (BigInt(high) << 32n) | BigInt(low));
+    }
     return out;
   }
 
@@ -251,8 +268,7 @@ export class GuestHypercalls {
   /** A `xen_memory_reservation` for DOMID_SELF, built in the scratch buffer at `at` (its padding zero). */
   private reservationBytes(extentStart: bigint, nrExtents: number, order: number, at = 0): Uint8Array {
     const r = this.reservationLayout;
-    const bytes = this.scratch.subarray(at, at + r.size);
-    bytes.fill(0);
+    const bytes = at === 0 ? this.zeroedScratch(r.size) : this.scratch.subarray(at, at + r.size).fill(0);
     this.setScratchWord(at + r.extentStart, extentStart);
     this.setScratchWord(at + r.nrExtents, BigInt(nrExtents));
     this.scratchView.setUint32(at + r.extentOrder, order, true);

@@ -45,6 +45,14 @@ const PAGE_GROUP_SHIFT = 8;
 const PAGE_GROUP = 1 << PAGE_GROUP_SHIFT;
 const PAGE_GROUP_MASK = PAGE_GROUP - 1;
 
+/**
+ * Entries of the cache of recently used materialised pages (`Machine.bytes`): page-table walks
+ * look up the same few frames over and over, and a hit costs one typed-array compare instead of
+ * the chunk and group lookups.
+ */
+const PAGE_CACHE_SIZE = 256;
+const PAGE_CACHE_MASK = PAGE_CACHE_SIZE - 1;
+
 /** Stamp of a zero-filled page. */
 export const STAMP_ZERO = 0;
 
@@ -57,6 +65,11 @@ export const STAMP_ZERO = 0;
  * lookup and every array access monomorphic: this is memory_op's hot path (issue 8, figure 1).
  */
 class FrameChunk {
+  constructor(
+    /** The mfn of slot 0. */
+    readonly base: number,
+  ) {}
+
   /** Owner domid + 1; OWNER_FREE for a free frame. */
   readonly owner = new Uint16Array(CHUNK);
   readonly m2p = new Uint32Array(CHUNK).fill(INVALID_M2P);
@@ -178,6 +191,9 @@ export class Machine {
   private freedCount = 0;
   private used = 0;
   private readonly events: EventBus | undefined;
+  /** The page cache (see PAGE_CACHE_SIZE): entry `mfn & PAGE_CACHE_MASK` holds `mfn`'s bytes, or its key is NaN (equal to no mfn). */
+  private readonly pageCacheKeys = new Float64Array(PAGE_CACHE_SIZE).fill(NaN);
+  private readonly pageCachePages: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(PAGE_CACHE_SIZE).fill(undefined);
 
   constructor(options: MachineOptions) {
     const { maxPage } = options;
@@ -203,7 +219,7 @@ export class Machine {
     const c = mfn < this.maxPage ? this.chunkOf(mfn) : undefined;
     if (c !== undefined) return c;
     if (!this.isValidMfn(mfn)) throw new RangeError(`machine: mfn ${frameHex(mfn)} outside [0, 0x${this.maxPage.toString(16)})`);
-    const made = new FrameChunk();
+    const made = new FrameChunk(((mfn / CHUNK) | 0) * CHUNK);
     this.chunks[(mfn / CHUNK) | 0] = made;
     return made;
   }
@@ -490,10 +506,20 @@ export class Machine {
    * own 4096 bytes, but a view into a larger buffer: use its `byteOffset` with `buffer`.
    */
   bytes(mfn: number): Uint8Array {
+    // Only valid frames with bytes enter the cache, so a hit needs no other check (NaN never hits).
+    const k = mfn & PAGE_CACHE_MASK;
+    if (this.pageCacheKeys[k] === mfn) return this.pageCachePages[k]!;
     const c = this.chunkOf(mfn);
     const slot = mfn & SLOT_MASK;
     const page = c?.pages[slot >>> PAGE_GROUP_SHIFT]?.[slot & PAGE_GROUP_MASK];
-    return page !== undefined && mfn < this.maxPage ? page : this.materialise(mfn);
+    const bytes = page !== undefined && mfn < this.maxPage ? page : this.materialise(mfn);
+    // A fraction reaches its integer neighbour's page above (as it always did) but is not cached:
+    // dropBytes invalidates by the frame's own number.
+    if (c !== undefined && c.base + slot === mfn) {
+      this.pageCacheKeys[k] = mfn;
+      this.pageCachePages[k] = bytes;
+    }
+    return bytes;
   }
 
   private materialise(mfn: number): Uint8Array {
@@ -512,6 +538,12 @@ export class Machine {
 
   /** Forgets a frame's materialised bytes (the caller clears FLAG_BYTES). */
   private dropBytes(c: FrameChunk, slot: number): void {
+    const mfn = c.base + slot;
+    const k = mfn & PAGE_CACHE_MASK;
+    if (this.pageCacheKeys[k] === mfn) {
+      this.pageCacheKeys[k] = NaN;
+      this.pageCachePages[k] = undefined;
+    }
     const group = c.pages[slot >>> PAGE_GROUP_SHIFT]!;
     const page = group[slot & PAGE_GROUP_MASK]!;
     group[slot & PAGE_GROUP_MASK] = undefined;
@@ -601,5 +633,147 @@ export class Machine {
     let chunks = 0;
     for (const c of this.chunks) if (c) chunks += c.bytes;
     return chunks + this.pageSlabs.bytes + this.freed.byteLength;
+  }
+
+  // ----------------------------------------------------------------------------------------------
+  // Bulk forms for the migration channel (issue 8, second round). Each keeps the chunk of the
+  // previous frame (a batch's frames are mostly consecutive) and folds the integer check into the
+  // chunk arithmetic: for 0 <= mfn < maxPage, `chunk * CHUNK + slot === mfn` exactly when mfn is
+  // an integer, so a fraction never aliases a neighbouring frame.
+  // ----------------------------------------------------------------------------------------------
+
+  /** The `infos` value `ownedFramesInto` gives a frame that is not the owner's (no info byte has bit 7 set). */
+  static readonly NOT_OWNED = 0xff;
+
+  /**
+   * For each of `count` frames, as domain `domid` owns them: its info byte (see `metadataInto`)
+   * into `infos`, or `Machine.NOT_OWNED` when the frame is free, another domain's, outside the
+   * machine or not an integer; its m2p into `m2ps` (as `m2psInto`); and, for an owned frame, its
+   * stamp into `stamps` with `materialised[i] = 0`, or `stamps[i] = 0` and `materialised[i] = 1`
+   * when it holds real bytes (both 0 for a frame not owned).
+   */
+  ownedFramesInto(domid: number, mfns: ArrayLike<number>, count: number, infos: Uint8Array, m2ps: Uint32Array, stamps: Uint32Array, materialised: Uint8Array): void {
+    const code = domid + 1;
+    const max = this.maxPage;
+    const chunks = this.chunks;
+    let chunkIndex = -1;
+    let c: FrameChunk | undefined;
+    for (let i = 0; i < count; i++) {
+      const mfn = mfns[i]!;
+      let index = -1;
+      let slot = 0;
+      if (mfn >= 0 && mfn < max) {
+        index = (mfn / CHUNK) | 0;
+        slot = mfn & SLOT_MASK;
+        if (index * CHUNK + slot !== mfn) index = -1;
+      }
+      if (index !== chunkIndex) {
+        chunkIndex = index;
+        c = index < 0 ? undefined : chunks[index];
+      }
+      if (c === undefined) {
+        infos[i] = Machine.NOT_OWNED;
+        m2ps[i] = INVALID_M2P;
+        stamps[i] = STAMP_ZERO;
+        materialised[i] = 0;
+        continue;
+      }
+      m2ps[i] = c.m2p[slot]!;
+      if (c.owner[slot] !== code) {
+        infos[i] = Machine.NOT_OWNED;
+        stamps[i] = STAMP_ZERO;
+        materialised[i] = 0;
+        continue;
+      }
+      const info = c.info === undefined ? 0 : c.info[slot]!;
+      infos[i] = info;
+      if (info & FLAG_BYTES) {
+        stamps[i] = STAMP_ZERO;
+        materialised[i] = 1;
+      } else {
+        stamps[i] = c.stamps === undefined ? STAMP_ZERO : c.stamps[slot]!;
+        materialised[i] = 0;
+      }
+    }
+  }
+
+  /** For each of `count` frames its m2p into `out`: INVALID_M2P for a frame outside the machine or not an integer. */
+  m2psInto(mfns: ArrayLike<number>, count: number, out: Uint32Array): void {
+    const max = this.maxPage;
+    const chunks = this.chunks;
+    let chunkIndex = -1;
+    let c: FrameChunk | undefined;
+    for (let i = 0; i < count; i++) {
+      const mfn = mfns[i]!;
+      let index = -1;
+      let slot = 0;
+      if (mfn >= 0 && mfn < max) {
+        index = (mfn / CHUNK) | 0;
+        slot = mfn & SLOT_MASK;
+        if (index * CHUNK + slot !== mfn) index = -1;
+      }
+      if (index !== chunkIndex) {
+        chunkIndex = index;
+        c = index < 0 ? undefined : chunks[index];
+      }
+      out[i] = c === undefined ? INVALID_M2P : c.m2p[slot]!;
+    }
+  }
+
+  /** The index of the first of `count` frames not owned by `domid` (free, foreign, outside, not an integer), or `count`. */
+  firstNotOwned(domid: number, mfns: ArrayLike<number>, count: number): number {
+    const code = domid + 1;
+    const max = this.maxPage;
+    const chunks = this.chunks;
+    let chunkIndex = -1;
+    let c: FrameChunk | undefined;
+    for (let i = 0; i < count; i++) {
+      const mfn = mfns[i]!;
+      if (!(mfn >= 0 && mfn < max)) return i;
+      const index = (mfn / CHUNK) | 0;
+      const slot = mfn & SLOT_MASK;
+      if (index * CHUNK + slot !== mfn) return i;
+      if (index !== chunkIndex) {
+        chunkIndex = index;
+        c = chunks[index];
+      }
+      if (c === undefined || c.owner[slot] !== code) return i;
+    }
+    return count;
+  }
+
+  /**
+   * `setStamp(mfns[i], stamps[i])` for each of `count` frames in order, stopping before the first
+   * frame outside the machine or not an integer (the caller decides what that means); returns how
+   * many frames it stamped.
+   */
+  setStamps(mfns: ArrayLike<number>, stamps: ArrayLike<number>, count: number): number {
+    const max = this.maxPage;
+    let chunkIndex = -1;
+    let c: FrameChunk | undefined;
+    for (let i = 0; i < count; i++) {
+      const mfn = mfns[i]!;
+      if (!(mfn >= 0 && mfn < max)) return i;
+      const index = (mfn / CHUNK) | 0;
+      const slot = mfn & SLOT_MASK;
+      if (index * CHUNK + slot !== mfn) return i;
+      if (index !== chunkIndex) {
+        chunkIndex = index;
+        c = this.writableChunk(mfn);
+      }
+      const chunk = c!;
+      const info = chunk.info;
+      if (info !== undefined && info[slot]! & FLAG_BYTES) {
+        this.dropBytes(chunk, slot);
+        info[slot] = info[slot]! & ~FLAG_BYTES;
+      }
+      const stamp = stamps[i]! >>> 0;
+      if (chunk.stamps === undefined) {
+        if (stamp === STAMP_ZERO) continue;
+        chunk.stamps = new Uint32Array(CHUNK);
+      }
+      chunk.stamps[slot] = stamp;
+    }
+    return count;
   }
 }

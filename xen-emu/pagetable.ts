@@ -52,7 +52,7 @@ import {
   DOMID_XEN,
 } from '../abi/index.js';
 import type { Domain } from './domain.js';
-import { INVALID_M2P, PageType } from './machine.js';
+import { INVALID_M2P, PageType, STAMP_ZERO } from './machine.js';
 import type { Writer, Xen } from './xen.js';
 
 // ------------------------------------------------------------------------------------------------
@@ -166,6 +166,13 @@ export function entryLowWord(page: Uint8Array, index: number, byteOffset = 0): n
 export function entryHighWord(page: Uint8Array, index: number, byteOffset = 0): number {
   const at = index * 8 + 4 + byteOffset;
   return (page[at]! | (page[at + 1]! << 8) | (page[at + 2]! << 16) | (page[at + 3]! << 24)) >>> 0;
+}
+
+/** The index of the first entry at or after `from` whose present bit is set, or ENTRIES. */
+function nextPresentEntry(page: Uint8Array, from: number): number {
+  let i = from;
+  while (i < ENTRIES && (page[i * 8]! & PRESENT_BIT) === 0) i++;
+  return i;
 }
 
 /** The frame (entry bits 12–51) of an entry given as two 32-bit words. */
@@ -318,12 +325,12 @@ function getPageAndType(pr: Promotion, mfn: number, level: PageType, asPaeXenL2 
  * `get_page_from_l1e(l1e, l1e_owner, pg_owner)` for a present entry: 0 or -errno. The emulator has
  * no MMIO, so the I/O branch always ends in refusal.
  */
-function getPageFromL1e(xen: Xen, typeOf: (mfn: number) => PageType, e: bigint, l1eOwner: Domain, pgOwner: PageOwner): number {
-  return getPageFromL1eWords(xen, typeOf, Number(e & 0xffffffffn), Number((e >> 32n) & 0xffffffffn), l1eOwner, pgOwner);
+function getPageFromL1e(xen: Xen, pr: Promotion | undefined, e: bigint, l1eOwner: Domain, pgOwner: PageOwner): number {
+  return getPageFromL1eWords(xen, pr, Number(e & 0xffffffffn), Number((e >> 32n) & 0xffffffffn), l1eOwner, pgOwner);
 }
 
 /** `getPageFromL1e` of an entry given as its two 32-bit words (promotion validates 512 at a time). */
-function getPageFromL1eWords(xen: Xen, typeOf: (mfn: number) => PageType, low: number, high: number, l1eOwner: Domain, pgOwner: PageOwner): number {
+function getPageFromL1eWords(xen: Xen, pr: Promotion | undefined, low: number, high: number, l1eOwner: Domain, pgOwner: PageOwner): number {
   if ((low & (l1eOwner.privileged ? L1_DISALLOW_PRIVILEGED_LOW : L1_DISALLOW_LOW)) !== 0) return -EINVAL;
   const frame = frameOfWords(low, high);
   if (frame >= xen.machine.maxPage) return frame === L1_INVALID_FRAME_NUMBER ? -EINVAL : -EPERM; // !iomem_access_permitted
@@ -336,7 +343,7 @@ function getPageFromL1eWords(xen: Xen, typeOf: (mfn: number) => PageType, low: n
     if (!xen.domain(real)) return -EBUSY;
   }
   // A writable mapping needs the frame's type to be PGT_writable_page.
-  if ((low & RW_BIT) !== 0 && typeOf(mfn) !== PageType.None) return -EBUSY;
+  if ((low & RW_BIT) !== 0 && (pr === undefined ? xen.machine.pageType(mfn) : pr.typeOf(mfn)) !== PageType.None) return -EBUSY;
   if ((low & CACHE_ATTRS_LOW) !== 0 && xen.machine.isXenHeap(mfn)) return -EACCES;
   return 0;
 }
@@ -362,6 +369,12 @@ function getPageFromL4e(pr: Promotion, e: bigint): number {
  */
 function promoteTable(pr: Promotion, mfn: number, level: PageType, asPaeXenL2: boolean): number {
   const { xen, d } = pr;
+  // A frame still carrying the zero stamp (a table the guest has just cleared, as almost every
+  // new one is) has no present entry: as an L1 it has nothing to check or adjust.
+  if (level === PageType.L1 && xen.machine.stampOf(mfn) === STAMP_ZERO) {
+    xen.machine.bytes(mfn); // materialised, as Xen maps it to validate it
+    return 0;
+  }
   // Entries are read from the frame itself until Xen's first adjustment, then from a copy holding
   // the adjustments (written back in one store at the end): most new tables are all empty, and
   // copying every one would cost a 4 KiB allocation per pin. Nothing writes this frame meanwhile
@@ -398,15 +411,13 @@ function promoteTable(pr: Promotion, mfn: number, level: PageType, asPaeXenL2: b
   let rc = 0;
   switch (level) {
     case PageType.L1: {
-      const typeOf = (f: number): PageType => pr.typeOf(f);
       // Validating an L1 promotes nothing else, and an adjustment changes only the entry just
       // read: the frame's own bytes serve for every read.
       const page = entries();
-      for (let i = 0; i < ENTRIES && rc === 0; i++) {
-        if ((page[i * 8]! & PRESENT_BIT) === 0) continue;
+      for (let i = nextPresentEntry(page, 0); i < ENTRIES && rc === 0; i = nextPresentEntry(page, i + 1)) {
         let low = entryLowWord(page, i);
         let high = entryHighWord(page, i);
-        rc = getPageFromL1eWords(xen, typeOf, low, high, d, d);
+        rc = getPageFromL1eWords(xen, pr, low, high, d, d);
         if (rc !== 0 || d.isCompat) continue;
         // adjustGuestL1e on the words.
         if ((low & USER_BIT) === 0) {
@@ -477,6 +488,9 @@ function promoteTable(pr: Promotion, mfn: number, level: PageType, asPaeXenL2: b
  * or was promoted to it (committed), else -errno with nothing typed.
  */
 export function getTableType(xen: Xen, caller: Domain, d: Domain, mfn: number, level: PageType): number {
+  // Already a table of that level (linking a pinned L1, as every new kernel PTE page is): what
+  // getPageAndType answers without promoting anything, so no Promotion to set up.
+  if (frameOwnedBy(xen, mfn, d) && xen.machine.pageType(mfn) === level && !(level === PageType.L2 && isPaeXenL2(xen, d, mfn))) return 0;
   const pr = new Promotion(xen, d, caller);
   const rc = getPageAndType(pr, mfn, level);
   if (rc === 0) pr.commit();
@@ -549,7 +563,7 @@ export function modL1Entry(u: EntryUpdate): number {
     nl1e = adjustGuestL1e(nl1e, ptOwner);
     // Fast path: same frame and attributes as before, nothing to re-validate.
     if (((old ^ nl1e) & FASTPATH_COMPARE) !== 0n) {
-      const rc = getPageFromL1e(xen, (f) => xen.machine.pageType(f), nl1e, ptOwner, u.pgOwner);
+      const rc = getPageFromL1e(xen, undefined, nl1e, ptOwner, u.pgOwner);
       if (rc !== 0) return rc;
     }
   }

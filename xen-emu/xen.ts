@@ -203,9 +203,23 @@ export class Xen {
     this.markAndEmit(writer, mfn, 0, PAGE_SIZE, undefined, stamp >>> 0);
   }
 
-  /** `storeStamp` for `count` frames (a restore writing a batch): the same choke point, one call. */
+  /**
+   * `storeStamp` for `count` frames (a restore writing a batch): the same choke point, one call.
+   * While nobody observes events, the stamps go in one machine pass and the frames are looked up
+   * for logdirty only when some domain has it enabled (marking never depends on a stamp, so the
+   * order does not matter then); observed stores keep storeStamp's order, event by event. A frame
+   * the bulk pass does not take (outside the machine, not an integer) and those after it go frame
+   * by frame, as before, so errors and partial effects are unchanged.
+   */
   storeStamps(writer: Writer, mfns: ArrayLike<number>, stamps: ArrayLike<number>, count: number): void {
-    for (let i = 0; i < count; i++) {
+    let done = 0;
+    if (!this.events.active) {
+      done = this.machine.setStamps(mfns, stamps, count);
+      let logDirtyOn = false;
+      for (const dom of this.domains.values()) logDirtyOn ||= dom.logdirty.enabled;
+      if (logDirtyOn) for (let i = 0; i < done; i++) this.markAndEmit(writer, mfns[i]!, 0, PAGE_SIZE);
+    }
+    for (let i = done; i < count; i++) {
       const mfn = mfns[i]!;
       this.machine.setStamp(mfn, stamps[i]!);
       this.markAndEmit(writer, mfn, 0, PAGE_SIZE, undefined, stamps[i]! >>> 0);
@@ -255,15 +269,18 @@ export class Xen {
     }
     let mfn = dom.baseptrMfn;
     const levels = compat ? 3 : 4;
+    const machine = this.machine;
+    const maxPage = machine.maxPage;
     for (let level = levels; level >= 1; level--) {
       const index = entryIndexOf(level, vaHigh, vaLow, compat);
       path?.push(mfn * ENTRIES_PER_TABLE + index);
-      const page = this.machine.bytes(mfn);
+      const page = machine.bytes(mfn);
       const low = entryLowWord(page, index);
       if ((low & PRESENT) === 0) return undefined;
       if (write && (low & RW) === 0 && !(compat && level === 3)) return undefined; // PAE L3 has no RW bit
+      // A frame number from an entry is a non-negative integer: only the machine's end bounds it.
       const next = frameOfWords(low, entryHighWord(page, index));
-      if (!this.machine.isValidMfn(next) || this.machine.ownerOf(next) === undefined) return undefined;
+      if (next >= maxPage || machine.ownerOf(next) === undefined) return undefined;
       mfn = next;
     }
     return { mfn, offset: vaLow & 0xfff };
@@ -308,6 +325,13 @@ export class Xen {
    * first page that faults; bytes before it stay written. Returns false on a fault (-EFAULT).
    */
   copyToGuest(dom: Domain, va: bigint, data: Uint8Array, by: StoreBy = 'xen'): boolean {
+    if (data.length > 0 && Number(va & 0xfffn) + data.length <= PAGE_SIZE) {
+      // Within one page (every one-extent list): the loop below with its single piece.
+      const t = this.translate(dom, va, true);
+      if (!t) return false;
+      this.storeBytes({ domid: dom.domid, by }, t.mfn, t.offset, data);
+      return true;
+    }
     let at = 0;
     let addr = va;
     while (at < data.length) {

@@ -35,6 +35,9 @@ import { xsmTargetAllowed } from './memory_op/common.js';
 import { compatExchange, nativeExchange } from './memory_op/exchange.js';
 import { compatReservation, copyStruct, nativeReservation } from './memory_op/reservation.js';
 
+/** MEMOP_CMD_MASK and MEMOP_EXTENT_SHIFT as BigInts, converted once. */
+const CMD_MASK = BigInt(MEMOP_CMD_MASK);
+const EXTENT_SHIFT = BigInt(MEMOP_EXTENT_SHIFT);
 const INT_MAX = 0x7fffffff;
 const INT_MIN = -0x80000000;
 
@@ -48,8 +51,8 @@ export function do_memory_op(ctx: HypercallContext, args: readonly bigint[]): bi
 
 /** `do_memory_op`, as an x86_64 caller reaches it. */
 function nativeMemoryOp(ctx: HypercallContext, cmd: bigint, arg: bigint): bigint {
-  const op = Number(cmd & BigInt(MEMOP_CMD_MASK));
-  const startExtent = cmd >> BigInt(MEMOP_EXTENT_SHIFT);
+  const op = Number(cmd & CMD_MASK);
+  const startExtent = cmd >> EXTENT_SHIFT;
   switch (op) {
     case XENMEM_increase_reservation:
     case XENMEM_decrease_reservation:

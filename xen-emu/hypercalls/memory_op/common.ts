@@ -115,7 +115,7 @@ export function reservationPolicy(xen: Xen, caller: Domain, memFlags: number): A
   if ((memFlags & XENMEMF_vnode) !== 0) return { limit, node: undefined, exact: false };
   const node = propagateNode(caller, memFlags);
   if (!node) return undefined;
-  return { limit, ...node };
+  return { limit, node: node.node, exact: node.exact };
 }
 
 /**
@@ -214,7 +214,8 @@ const MAX_COUNT_OF_8 = U64_MASK / 8n;
  */
 export function nativeArrayAccessOk(base: bigint, first: bigint, count: bigint, size: number): boolean {
   if (!(count < (size === 8 ? MAX_COUNT_OF_8 : U64_MASK / BigInt(size)))) return false;
-  const addr = (base + first * BigInt(size)) & U64_MASK;
+  // From the first element of a register-sized base (every one-struct copy), the address is the base.
+  const addr = first === 0n && base >= 0n && base <= U64_MASK ? base : (base + first * BigInt(size)) & U64_MASK;
   return addr < 1n << 47n || addr >= HYPERVISOR_VIRT_END_X86_64;
 }
 

@@ -59,7 +59,7 @@ export class GuestPfnList implements PfnList {
       const len = Math.min(length - got, PAGE_SIZE - t.offset);
       if (copyInto) copyInto.set(this.xen.machine.bytes(t.mfn).subarray(t.offset, t.offset + len), got);
       got += len;
-      at = (at + BigInt(len)) & U64_MASK;
+      if (got < length) at = (at + BigInt(len)) & U64_MASK;
     }
     return got;
   }

@@ -79,15 +79,17 @@ const RES64 = reservationOffsets(X86_64);
 const RES32 = reservationOffsets(X86_32);
 
 const u16At = (b: Uint8Array, at: number): number => b[at]! | (b[at + 1]! << 8);
-const u64At = (b: Uint8Array, at: number): bigint => (BigInt(u32At(b, at + 4)) << 32n) | BigInt(u32At(b, at));
+function u64At(b: Uint8Array, at: number): bigint {
+  const high = u32At(b, at + 4);
+  return high === 0 ? BigInt(u32At(b, at)) : (BigInt(high) << 32n) | BigInt(u32At(b, at));
+}
 
 /** Decodes a reservation struct at `at` in `bytes`, in the given ABI's layout. */
 export function decodeReservation(bytes: Uint8Array, at: number, compat: boolean): Reservation {
   const o = compat ? RES32 : RES64;
-  const word = (off: number): bigint => (compat ? BigInt(u32At(bytes, at + off)) : u64At(bytes, at + off));
   return {
-    extentStart: word(o.extentStart),
-    nrExtents: word(o.nrExtents),
+    extentStart: compat ? BigInt(u32At(bytes, at + o.extentStart)) : u64At(bytes, at + o.extentStart),
+    nrExtents: compat ? BigInt(u32At(bytes, at + o.nrExtents)) : u64At(bytes, at + o.nrExtents),
     extentOrder: u32At(bytes, at + o.extentOrder),
     memFlags: u32At(bytes, at + o.memFlags),
     domid: u16At(bytes, at + o.domid),
@@ -216,7 +218,8 @@ function populatePhysmap(a: MemopArgs, nrDone: number): number {
   if (order > (pod ? MAX_ORDER : callerMaxOrder(ctx.xen, ctx.dom))) return nrDone;
   const xen = ctx.xen;
   const pages = 2 ** order;
-  const alloc = extentAllocator(xen, d, order, a.policy, true);
+  // Made only when the bulk step leaves extents to the per-extent loop.
+  let alloc: (() => number | undefined) | undefined;
   const bulkMfns = order === 0 && !pod && !xen.events.active ? new Float64Array(Math.min(CHUNK, nrExtents - nrDone)) : undefined;
   const limit = allocationLimit(xen, d, a.policy);
   const noSuchNode = requestsMissingNode(a.policy);
@@ -246,6 +249,7 @@ function populatePhysmap(a: MemopArgs, nrDone: number): number {
     }
     let faulted = false;
     for (; k < readable; k++) {
+      alloc ??= extentAllocator(xen, d, order, a.policy, true);
       const mfn = alloc();
       if (mfn === undefined) break;
       // The emulated m2p holds 32-bit entries: gpfn + j modulo 2^32.
@@ -270,13 +274,26 @@ function populatePhysmap(a: MemopArgs, nrDone: number): number {
 // Entry points
 // ------------------------------------------------------------------------------------------------
 
-/** A native (x86_64) guest's extent array. */
+/** A native (x86_64) guest's extent array (a class: no closure per call). */
+class NativeExtentArray implements ExtentArray {
+  readonly list: GuestPfnList;
+  readonly isNull: boolean;
+
+  constructor(
+    ctx: HypercallContext,
+    private readonly extentStart: bigint,
+  ) {
+    this.list = new GuestPfnList(ctx.xen, ctx.dom, extentStart, 8);
+    this.isNull = extentStart === 0n;
+  }
+
+  rangeOk(first: number, count: number): boolean {
+    return nativeArrayAccessOk(this.extentStart, BigInt(first), BigInt(count), 8);
+  }
+}
+
 function nativeArray(ctx: HypercallContext, extentStart: bigint): ExtentArray {
-  return {
-    list: new GuestPfnList(ctx.xen, ctx.dom, extentStart, 8),
-    isNull: extentStart === 0n,
-    rangeOk: (first, count) => nativeArrayAccessOk(extentStart, BigInt(first), BigInt(count), 8),
-  };
+  return new NativeExtentArray(ctx, extentStart);
 }
 
 /** `do_memory_op` reservation case for an x86_64 caller: `arg` is the struct's guest VA. */
