@@ -54,10 +54,18 @@ export class RestoreError extends Error {
   }
 }
 
-const NO_MFN = 0xffffffff;
-const NOT_SENT = 0xffffffff;
-/** A p2m slot claimed by a populate in progress (never an mfn the emulated machine hands out). */
-const POPULATING = 0xfffffffe;
+/*
+ * The pfn-indexed arrays hold mfn + 1 and type + 1, so that 0 means "none" and a grown array needs
+ * no fill (a 512 GiB guest has 2^27 pfns). The limits are the old sentinels': an mfn below
+ * 0xfffffffe, a u32 type other than 0xffffffff.
+ */
+const NO_MFN = 0;
+const NOT_SENT = 0;
+/** A p2m slot claimed by a populate in progress (never an mfn + 1 the emulated machine hands out). */
+const POPULATING = 0xffffffff;
+
+/** Each u32 word of the guest p2m's INVALID_P2M_ENTRY (all ones at either width). */
+const INVALID_ENTRY_WORD = 0xffffffff;
 
 /** 64-bit page-table entries in a page. */
 const PTES_PER_PAGE = PAGE_SIZE / 8;
@@ -65,6 +73,12 @@ const PTE_PRESENT_BIT = Number(_PAGE_PRESENT);
 /** `PTE_FRAME_MASK` split by halves: bits 31–12 of the low half, bits 19–0 (51–32) of the high one. */
 const PTE_LOW_FLAG_BITS = Number(~PTE_FRAME_MASK & 0xfffn);
 const PTE_FRAME_HIGH_BITS = Number((PTE_FRAME_MASK >> 32n) & 0xffffffffn);
+
+/** Whether a type is L1TAB_PIN..L4TAB_PIN (XTAB, XALLOC and BROKEN also have the LPINTAB bit set). */
+function isPinnedTableType(type: number): boolean {
+  const level = (type & XEN_DOMCTL_PFINFO_LTABTYPE_MASK) >>> XEN_DOMCTL_PFINFO_LTAB_SHIFT;
+  return (type & XEN_DOMCTL_PFINFO_LPINTAB) !== 0 && level >= 1 && level <= 4 && pageTypeHasData(type);
+}
 
 export interface RestoreStats {
   /** pfns populated (a pfn freed and populated again counts twice). */
@@ -80,9 +94,9 @@ export class Restorer implements RecordSink {
   readonly abi: GuestAbi;
   private readonly width: 4 | 8;
   private readonly fpp: number;
-  /** pfn → mfn of the receiving domain (NO_MFN when unpopulated). */
+  /** pfn → mfn + 1 of the receiving domain (NO_MFN when unpopulated). */
   private p2m = new Uint32Array(0);
-  /** pfn → the type it was last sent with (NOT_SENT when never). */
+  /** pfn → the type it was last sent with + 1 (NOT_SENT when never). */
   private types = new Uint32Array(0);
   private maxPfn = -1;
   /** The frame list: pfn of each p2m frame, in p2m order. */
@@ -102,7 +116,15 @@ export class Restorer implements RecordSink {
   private xtabPopulated = new Uint32Array(0);
   private xtabCount = 0;
   private xtabCandidates: number[] = [];
-  /** Scratch: pfns to populate and their new mfns, data pages to stamp, PTE targets, a localised table. */
+  /**
+   * pfns that arrived typed as pinned tables, in arrival order (some retyped since): the only ones
+   * completeRestore can pin, so it need not look at every pfn.
+   */
+  private pinCandidates: number[] = [];
+  /**
+   * Scratch: pfns to populate and their new mfns, data pages to stamp, PTE targets, a page being
+   * built (a localised table, a p2m frame) for writeFrame, which copies it.
+   */
   private populatePfns = new Float64Array(0);
   private readonly pteTargets = new Float64Array(PTES_PER_PAGE);
   private readonly localisedPage = new Uint8Array(PAGE_SIZE);
@@ -135,13 +157,13 @@ export class Restorer implements RecordSink {
   /** The receiver's p2m entry of `pfn`: its mfn, or undefined when unpopulated. */
   mfnOf(pfn: number): number | undefined {
     const m = pfn >= 0 && pfn < this.p2m.length ? this.p2m[pfn]! : NO_MFN;
-    return m === NO_MFN ? undefined : m;
+    return m === NO_MFN ? undefined : m - 1;
   }
 
   /** The type `pfn` was last sent with, or undefined. */
   typeOf(pfn: number): number | undefined {
     const t = pfn >= 0 && pfn < this.types.length ? this.types[pfn]! : NOT_SENT;
-    return t === NOT_SENT ? undefined : t;
+    return t === NOT_SENT ? undefined : t - 1;
   }
 
   /** The frame list as last received. */
@@ -226,9 +248,10 @@ export class Restorer implements RecordSink {
     const size = endPfn + 1;
     if (size > this.p2m.length) {
       const cap = Math.max(size, Math.min(this.p2m.length * 2, 2 ** 32));
-      const p2m = new Uint32Array(cap).fill(NO_MFN);
+      // Zeroed: NO_MFN and NOT_SENT.
+      const p2m = new Uint32Array(cap);
       p2m.set(this.p2m);
-      const types = new Uint32Array(cap).fill(NOT_SENT);
+      const types = new Uint32Array(cap);
       types.set(this.types);
       const xtab = new Uint32Array(Math.ceil(cap / 32));
       xtab.set(this.xtabPopulated);
@@ -273,7 +296,7 @@ export class Restorer implements RecordSink {
       for (let j = 0; j < n; j++) p2m[fresh[j]!] = NO_MFN;
       throw err;
     }
-    for (let j = 0; j < n; j++) p2m[fresh[j]!] = mfns[j]!;
+    for (let j = 0; j < n; j++) p2m[fresh[j]!] = mfns[j]! + 1;
     this.stats.populated += n;
   }
 
@@ -285,7 +308,8 @@ export class Restorer implements RecordSink {
     const needMemory = entries.filter((e) => pageTypeHasData(e.type) || e.type === XEN_DOMCTL_PFINFO_XALLOC).map((e) => e.pfn);
     this.populate(needMemory, needMemory.length);
     for (const e of entries) {
-      this.types[e.pfn] = e.type >>> 0;
+      this.types[e.pfn] = (e.type >>> 0) + 1;
+      if (isPinnedTableType(e.type >>> 0)) this.pinCandidates.push(e.pfn);
       if (e.type === XEN_DOMCTL_PFINFO_XTAB || e.type === XEN_DOMCTL_PFINFO_BROKEN) {
         // No frame on the sender, for now: a ballooned-out pfn, or one deferred to a later pass.
         // Only the last word counts, so the frame is freed when the state is whole (see below).
@@ -294,7 +318,7 @@ export class Restorer implements RecordSink {
       }
       this.unmarkXtab(e.pfn);
       if (!pageTypeHasData(e.type) || e.content === undefined) continue;
-      const mfn = this.p2m[e.pfn]!;
+      const mfn = this.p2m[e.pfn]! - 1;
       const level = (e.type & XEN_DOMCTL_PFINFO_LTABTYPE_MASK) >>> XEN_DOMCTL_PFINFO_LTAB_SHIFT;
       if (level !== 0) {
         if (!('bytes' in e.content)) throw new RestoreError(`page-table pfn 0x${e.pfn.toString(16)} arrived as a content stamp`, e.pfn);
@@ -322,13 +346,9 @@ export class Restorer implements RecordSink {
     }
     const stampMfns = this.stampMfns;
     const stampValues = this.stampValues;
+    // Stamps waiting for the next writeStamps (a counter in this frame, not in a closure: it
+    // changes for every data page).
     let pending = 0;
-    const flush = (): void => {
-      if (pending === 0) return;
-      this.tools.writeStamps(this.domid, stampMfns, stampValues, pending);
-      this.stats.pagesWritten += pending;
-      pending = 0;
-    };
     const p2m = this.p2m;
     const typeOfPfn = this.types;
     const xtab = this.xtabPopulated;
@@ -338,7 +358,8 @@ export class Restorer implements RecordSink {
     for (let i = 0; i < count; i++) {
       const pfn = pfns[i]!;
       const type = types[i]!;
-      typeOfPfn[pfn] = type;
+      typeOfPfn[pfn] = type + 1;
+      if (type & XEN_DOMCTL_PFINFO_LPINTAB && isPinnedTableType(type)) this.pinCandidates.push(pfn);
       const hasBytes = i === bytesAt;
       if (hasBytes) bytesAt = ++nextBytes < bytesIndexes.length ? bytesIndexes[nextBytes]! : -1;
       if (type === XEN_DOMCTL_PFINFO_XTAB || type === XEN_DOMCTL_PFINFO_BROKEN) {
@@ -348,20 +369,28 @@ export class Restorer implements RecordSink {
       }
       if (xtab[pfn >>> 5]! & (1 << (pfn & 31))) this.unmarkXtab(pfn);
       if (!columnTypeHasData(type)) continue;
-      const mfn = p2m[pfn]!;
+      const mfn = p2m[pfn]! - 1;
       const level = (type & XEN_DOMCTL_PFINFO_LTABTYPE_MASK) >>> XEN_DOMCTL_PFINFO_LTAB_SHIFT;
       if (level === 0 && !hasBytes) {
         stampMfns[pending] = mfn;
         stampValues[pending++] = stamps[i]!;
         continue;
       }
-      flush();
+      this.writePendingStamps(pending);
+      pending = 0;
       if (!hasBytes) throw new RestoreError(`page-table pfn 0x${pfn.toString(16)} arrived as a content stamp`, pfn);
       const page = bytes.get(i)!;
       this.tools.writeFrame(this.domid, mfn, { bytes: level !== 0 ? this.localise(page, level, pfn) : page });
       this.stats.pagesWritten++;
     }
-    flush();
+    this.writePendingStamps(pending);
+  }
+
+  /** Writes the first `pending` stamps `pageDataColumns` collected. */
+  private writePendingStamps(pending: number): void {
+    if (pending === 0) return;
+    this.tools.writeStamps(this.domid, this.stampMfns, this.stampValues, pending);
+    this.stats.pagesWritten += pending;
   }
 
   /**
@@ -433,7 +462,7 @@ export class Restorer implements RecordSink {
     this.xtabCandidates = [];
     this.xtabCount = 0;
     release.sort((a, b) => a - b);
-    const mfns = release.map((pfn) => this.p2m[pfn]!);
+    const mfns = release.map((pfn) => this.p2m[pfn]! - 1);
     const freed = this.tools.releaseFrames(this.domid, mfns);
     if (freed !== release.length) throw new RestoreError(`freed ${freed} of ${release.length} frames turned XTAB`, release[freed]);
     for (const pfn of release) this.p2m[pfn] = NO_MFN;
@@ -463,7 +492,7 @@ export class Restorer implements RecordSink {
       const lo = words[2 * i]!;
       if ((lo & PTE_PRESENT_BIT) === 0) continue;
       const hi = words[2 * i + 1]!;
-      const mfn = this.p2m[(hi & PTE_FRAME_HIGH_BITS) * 2 ** 20 + (lo >>> 12)]!;
+      const mfn = this.p2m[(hi & PTE_FRAME_HIGH_BITS) * 2 ** 20 + (lo >>> 12)]! - 1;
       // The frame bits become our mfn's: its low 20 bits in the low half, the rest in the high half.
       words[2 * i] = ((lo & PTE_LOW_FLAG_BITS) | ((mfn & 0xfffff) << 12)) >>> 0;
       words[2 * i + 1] = ((hi & ~PTE_FRAME_HIGH_BITS) | (Math.floor(mfn / 2 ** 20) & PTE_FRAME_HIGH_BITS)) >>> 0;
@@ -514,13 +543,16 @@ export class Restorer implements RecordSink {
     this.tools.writeFrame(this.domid, startInfoMfn, { bytes: new Uint8Array(si.buffer, si.byteOffset, PAGE_SIZE) });
     this.tools.setStartInfo(this.domid, startInfoMfn);
 
-    // Pin every table the sender had pinned (libxc `pin_pagetables`), then the base pointer.
+    // Pin every table the sender had pinned (libxc `pin_pagetables`), in pfn order, then the base
+    // pointer: the pfns whose type (as last sent) is a pinned table, found among the candidates.
+    const candidates = Float64Array.from(this.pinCandidates).sort();
     const types = this.types;
-    for (let pfn = 0; pfn <= this.maxPfn; pfn++) {
-      const type = types[pfn]!;
-      // L1TAB_PIN..L4TAB_PIN only: XTAB, XALLOC and BROKEN also have the top bit set.
-      const level = (type & XEN_DOMCTL_PFINFO_LTABTYPE_MASK) >>> XEN_DOMCTL_PFINFO_LTAB_SHIFT;
-      if (type === NOT_SENT || (type & XEN_DOMCTL_PFINFO_LPINTAB) === 0 || level < 1 || level > 4 || !pageTypeHasData(type)) continue;
+    for (let c = 0; c < candidates.length; c++) {
+      const pfn = candidates[c]!;
+      if ((c > 0 && pfn === candidates[c - 1]) || pfn > this.maxPfn) continue;
+      const stored = types[pfn]!;
+      if (stored === NOT_SENT || !isPinnedTableType(stored - 1)) continue;
+      const level = ((stored - 1) & XEN_DOMCTL_PFINFO_LTABTYPE_MASK) >>> XEN_DOMCTL_PFINFO_LTAB_SHIFT;
       const mfn = this.mfnOf(pfn);
       if (mfn === undefined) throw new RestoreError(`pinned table pfn 0x${pfn.toString(16)} is not populated`, pfn);
       try {
@@ -562,22 +594,26 @@ export class Restorer implements RecordSink {
       const pfn = this.p2mPfns[x];
       if (pfn === undefined) throw new RestoreError(`p2m frame ${x} was never named by X86_PV_P2M_FRAMES`);
       const mfn = this.plainFrame(pfn, `p2m frame ${x}`);
-      const bytes = new Uint8Array(PAGE_SIZE);
-      // Guest-width entries as u32 words (two per entry on x86_64: the mfn, then 0; INVALID is all ones).
-      const words = new Uint32Array(bytes.buffer);
+      // Guest-width entries as u32 words (two per entry on x86_64: the mfn, then 0; INVALID is all
+      // ones), built in the scratch page: writeFrame copies it into the frame.
+      const bytes = this.localisedPage;
+      const words = new Uint32Array(bytes.buffer, bytes.byteOffset, PAGE_SIZE / 4);
       const first = x * this.fpp;
       const end = Math.min(first + this.fpp, this.maxPfn + 1);
+      words.fill(INVALID_ENTRY_WORD);
+      const p2m = this.p2m;
       if (this.width === 8) {
-        words.fill(NO_MFN);
         for (let p = first; p < end; p++) {
-          const m = this.p2m[p]!;
+          const m = p2m[p]!;
           if (m === NO_MFN) continue;
-          words[2 * (p - first)] = m;
+          words[2 * (p - first)] = m - 1;
           words[2 * (p - first) + 1] = 0;
         }
       } else {
-        words.fill(NO_MFN);
-        words.set(this.p2m.subarray(first, end));
+        for (let p = first; p < end; p++) {
+          const m = p2m[p]!;
+          if (m !== NO_MFN) words[p - first] = m - 1;
+        }
       }
       this.tools.writeFrame(this.domid, mfn, { bytes });
     }

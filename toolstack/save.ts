@@ -173,17 +173,17 @@ class ColumnArena {
 
 const COLUMN_ARENA_BYTES = 1 << 20;
 
-/** writeBatch's scratch arrays (see `Saver.batchScratch`). */
+/** writeBatch's scratch arrays, indexed like the batch (see `Saver.batchScratch`). */
 interface BatchScratch {
   /** Each pfn's mfn through the mapped p2m, INVALID when it has none. */
   readonly mfns: Float64Array;
+  /** Each frame's type, m2p entry and stamp or materialised flag (`frameInfoInto`). */
   readonly frameTypes: Uint32Array;
   readonly m2ps: Uint32Array;
-  /** Data pages still to read: their batch index and mfn. */
-  readonly dataIndex: Uint32Array;
-  readonly dataMfns: Float64Array;
-  readonly dataStamps: Uint32Array;
+  readonly frameStamps: Uint32Array;
   readonly materialised: Uint8Array;
+  /** Batch indexes of the data pages holding real bytes, to read after the pass. */
+  readonly bytesIndex: Uint32Array;
 }
 
 /** Where a pfn's bit lives in a logdirty-style bitmap. */
@@ -293,8 +293,11 @@ export class Saver {
 
   private readonly log: SaveRound[] = [];
   private phase: SaveProgress['phase'] = 'setup';
-  /** pfn → the type it was last sent with, +1 (0: never sent); typed, as a Map caps at 2^24 keys. */
-  private lastType: Bitmap = new Uint32Array(0);
+  /**
+   * pfn → the type nibble (bits 31–28) it was last sent with, + 1 (0: never sent); typed, as a Map
+   * caps at 2^24 keys, and a byte each: every type the saver sends has its low 28 bits clear.
+   */
+  private lastType = new Uint8Array(0);
   private pagesSent = 0;
   private xtabSent = 0;
   private resentP2m = 0;
@@ -354,7 +357,7 @@ export class Saver {
       hasSent: (pfn: number) => pfn >= 0 && pfn >>> 5 < self.sent.length && testBit(self.sent, pfn),
       lastSentType: (pfn: number) => {
         const t = pfn >= 0 && pfn < self.lastType.length ? self.lastType[pfn]! : 0;
-        return t === 0 ? undefined : (t - 1) >>> 0;
+        return t === 0 ? undefined : (t - 1) * 2 ** 28;
       },
     };
   }
@@ -581,11 +584,11 @@ export class Saver {
   /**
    * libxc `write_batch` for `batchPfns[0, n)`: types, contents, normalised page tables, as one
    * PAGE_DATA record in columns (one entry per pfn, XTAB for a deferred one); returns how many
-   * pfns it deferred. Bulk privileged calls and typed arrays: this runs for every pfn of every pass.
+   * pfns it deferred. One bulk privileged call for every frame's type, m2p and stamp, and typed
+   * arrays only: this runs for every pfn of every pass.
    */
   private writeBatch(batchPfns: Float64Array, n: number, final: boolean): number {
-    const scratch = this.batchScratch(n);
-    const { mfns, frameTypes, m2ps, dataIndex, dataMfns, dataStamps, materialised } = scratch;
+    const { mfns, frameTypes, m2ps, frameStamps, materialised, bytesIndex } = this.batchScratch(n);
     // The record's columns: never reused, as the channel may keep them (Remus buffering).
     const { buffer, offset } = this.arena.take(16 * n);
     const pfns = new Float64Array(buffer, offset, n);
@@ -593,20 +596,41 @@ export class Saver {
     const stamps = new Uint32Array(buffer, offset + 12 * n, n);
     let bytes: Map<number, Uint8Array> | undefined;
 
+    // Each pfn's mfn through the mapped p2m (mfnOf, inline), INVALID when it has none.
+    const p2mSize = this.p2m.p2mSize;
+    const leafWords = this.leafWords;
+    const shift = this.fppShift;
+    const slotMask = this.fpp - 1;
+    const wide = this.width === 8;
     let highest = 0;
     for (let i = 0; i < n; i++) {
       const pfn = batchPfns[i]!;
       pfns[i] = pfn;
-      mfns[i] = this.mfnOf(pfn);
       if (pfn > highest) highest = pfn;
+      let mfn = INVALID;
+      if (pfn >= 0 && pfn < p2mSize) {
+        const words = leafWords[pfn >>> shift]!;
+        const k = pfn & slotMask;
+        if (wide) {
+          const lo = words[2 * k]!;
+          const hi = words[2 * k + 1]!;
+          if (lo !== U32 || hi !== U32) mfn = hi * 2 ** 32 + lo;
+        } else {
+          const v = words[k]!;
+          if (v !== U32) mfn = v;
+        }
+      }
+      mfns[i] = mfn;
     }
-    // INVALID (-1) entries get XTAB (not the domain's frame); they are deferred before their type is read.
-    this.tools.pageTypesInto(this.domid, mfns, n, frameTypes);
+    // Types, m2p entries and stamps of every frame in one call. INVALID (-1) entries get XTAB (not
+    // the domain's frame); they are deferred before their type is read.
+    this.tools.frameInfoInto(this.domid, mfns, n, frameTypes, m2ps, frameStamps, materialised);
     const checkM2p = this.strategy === 'deep-tracking';
-    if (checkM2p) this.tools.m2pInto(mfns, n, m2ps);
 
     let deferred = 0;
-    let withStamps = 0;
+    let withBytes = 0;
+    let xtab = 0;
+    let data = 0;
     // The pfn being handled, for an abort: the pfns up to it count as sent (libxc records each as it goes).
     let current = 0;
     try {
@@ -628,10 +652,8 @@ export class Saver {
             const normalised = this.normalisePageTable(pfn, mfn, level);
             if (normalised === undefined) defer = true;
             else (bytes ??= new Map()).set(i, normalised);
-          } else {
-            dataIndex[withStamps] = i;
-            dataMfns[withStamps++] = mfn;
-          }
+          } else if (materialised[i] === 0) stamps[i] = frameStamps[i]!;
+          else bytesIndex[withBytes++] = i;
         }
         if (defer) {
           this.deferred = grow(this.deferred, pfn + 1);
@@ -641,6 +663,8 @@ export class Saver {
           type = XEN_DOMCTL_PFINFO_XTAB;
         }
         types[i] = type;
+        if (type === XEN_DOMCTL_PFINFO_XTAB) xtab++;
+        else if (columnTypeHasData(type)) data++;
       }
     } catch (err) {
       this.recordSent(pfns, current + 1);
@@ -648,31 +672,18 @@ export class Saver {
     }
     this.recordSent(pfns, n);
 
-    // Data pages: their stamps in one call; the few frames holding real bytes, each read whole.
-    // (Their types said the domain owns them a moment ago, so neither call can refuse one.)
-    this.tools.frameStampsInto(this.domid, dataMfns, withStamps, dataStamps, materialised);
-    for (let j = 0; j < withStamps; j++) {
-      const at = dataIndex[j]!;
-      if (materialised[j] === 0) {
-        stamps[at] = dataStamps[j]!;
-        continue;
-      }
-      const content = this.tools.frameContent(this.domid, dataMfns[j]!);
+    // The few data frames holding real bytes, each read whole. (Their types said the domain owns
+    // them a moment ago, so this cannot refuse one.)
+    for (let j = 0; j < withBytes; j++) {
+      const at = bytesIndex[j]!;
+      const content = this.tools.frameContent(this.domid, mfns[at]!);
       if ('bytes' in content) (bytes ??= new Map()).set(at, content.bytes);
       else stamps[at] = content.stamp;
     }
 
     this.ensureLastTypeCapacity(highest + 1);
     const lastType = this.lastType;
-    let xtab = 0;
-    let data = 0;
-    for (let i = 0; i < n; i++) {
-      const type = types[i]!;
-      // type + 1 wraps for XTAB (0xf0000000 + 1 fits); 0 stays "never sent".
-      lastType[pfns[i]!] = (type + 1) >>> 0;
-      if (type === XEN_DOMCTL_PFINFO_XTAB) xtab++;
-      else if (columnTypeHasData(type)) data++;
-    }
+    for (let i = 0; i < n; i++) lastType[pfns[i]!] = (types[i]! >>> 28) + 1;
     this.xtabSent += xtab;
     this.pagesSent += data;
     this.writer.pageDataColumns(new PageDataColumns(pfns, types, stamps, bytes));
@@ -687,10 +698,9 @@ export class Saver {
         mfns: new Float64Array(size),
         frameTypes: new Uint32Array(size),
         m2ps: new Uint32Array(size),
-        dataIndex: new Uint32Array(size),
-        dataMfns: new Float64Array(size),
-        dataStamps: new Uint32Array(size),
+        frameStamps: new Uint32Array(size),
         materialised: new Uint8Array(size),
+        bytesIndex: new Uint32Array(size),
       };
     }
     return this.scratch;
@@ -732,15 +742,19 @@ export class Saver {
       const lo = words[2 * i]!;
       if ((lo & PTE_PRESENT_BIT) === 0) continue;
       if (level > 1 && (lo & PTE_PSE_BIT) !== 0) throw new SaveAborted(`Cannot migrate superpage (L${level} pfn ${hex(pfn)} entry ${i})`, pfn);
+      const hi = words[2 * i + 1]!;
       const frame = frames[i]!;
       const target = targets[i]!;
       let ok = frame <= maxMfn && target !== INVALID_M2P && target < p2mSize;
       if (ok) {
-        // mfnOf(target) === frame, inline: the target's p2m entry names this very frame.
-        const words = leafWords[target >>> shift]!;
+        // mfnOf(target) === frame, inline: the target's p2m entry names this very frame. The
+        // frame's u32 halves come straight from the entry's (no double arithmetic per entry).
+        const frameLow = (((hi & 0xfff) << 20) | (lo >>> 12)) >>> 0;
+        const frameHigh = (hi & PTE_FRAME_HIGH_BITS) >>> 12;
+        const entry = leafWords[target >>> shift]!;
         const k = target & slotMask;
         // (An all-ones entry is INVALID, never a frame: no frame below 2^40 has those halves, and the narrow form excludes it.)
-        ok = wide ? words[2 * k] === frame % 2 ** 32 && words[2 * k + 1] === Math.floor(frame / 2 ** 32) : frame !== U32 && words[k] === frame;
+        ok = wide ? entry[2 * k] === frameLow && entry[2 * k + 1] === frameHigh : frameHigh === 0 && frameLow !== U32 && entry[k] === frameLow;
       }
       if (!ok) {
         if (paused && this.strategy === 'deep-tracking') {
@@ -763,7 +777,7 @@ export class Saver {
       }
       // The frame bits become the pfn's: its low 20 bits in the low half, the rest in the high half.
       words[2 * i] = ((lo & PTE_LOW_FLAG_BITS) | ((target & 0xfffff) << 12)) >>> 0;
-      words[2 * i + 1] = ((words[2 * i + 1]! & ~PTE_FRAME_HIGH_BITS) | (Math.floor(target / 2 ** 20) & PTE_FRAME_HIGH_BITS)) >>> 0;
+      words[2 * i + 1] = ((hi & ~PTE_FRAME_HIGH_BITS) | ((target >>> 20) & PTE_FRAME_HIGH_BITS)) >>> 0;
     }
     return out;
   }
@@ -833,9 +847,20 @@ export class Saver {
     }
   }
 
+  /*
+   * The per-pfn records grow to the p2m's size rounded up to a whole leaf, not by doubling: they
+   * grow only when a remap finds a larger p2m (once a pass at most; batches never go beyond the
+   * p2m), and at 2^27 pfns a doubled copy of the p2m as sent would be 1 GiB more.
+   */
+
+  /** `pfns` rounded up to a whole p2m leaf. */
+  private wholeLeaves(pfns: number): number {
+    return Math.ceil(pfns / this.fpp) * this.fpp;
+  }
+
   private ensureLastTypeCapacity(pfns: number): void {
     if (pfns <= this.lastType.length) return;
-    const out = new Uint32Array(Math.max(pfns, this.lastType.length * 2, 1024));
+    const out = new Uint8Array(this.wholeLeaves(pfns));
     out.set(this.lastType);
     this.lastType = out;
   }
@@ -843,7 +868,7 @@ export class Saver {
   private ensureSentCapacity(pfns: number): void {
     const per = this.width / 4;
     if (this.sentWords.length < pfns * per) {
-      const out = new Uint32Array(Math.max(pfns * per, this.sentWords.length * 2));
+      const out = new Uint32Array(this.wholeLeaves(pfns) * per);
       out.set(this.sentWords);
       this.sentWords = out;
     }

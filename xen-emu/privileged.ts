@@ -26,7 +26,7 @@ import {
 import type { Domain } from './domain.js';
 import { XlatPfnList } from './hypercalls/memory_op/pfn-list.js';
 import { reservationOp } from './hypercalls/memory_op/reservation.js';
-import { FLAG_PINNED, FLAG_XENHEAP, INVALID_M2P, PageType, TYPE_MASK } from './machine.js';
+import { FLAG_PINNED, FLAG_XENHEAP, INVALID_M2P, Machine, PageType, TYPE_MASK } from './machine.js';
 import { pinTable } from './pagetable.js';
 import type { Xen } from './xen.js';
 
@@ -51,6 +51,17 @@ export interface DomainInfo {
   readonly paused: boolean;
   readonly dying: boolean;
 }
+
+/**
+ * `pageTypes`'s answer for each info byte `Machine.ownedFramesInto` reports (index
+ * `Machine.NOT_OWNED`: a frame that is not the domain's): the bulk calls look it up per frame.
+ */
+const PAGE_TYPE_BY_INFO = new Uint32Array(256).map((_, info) => {
+  if (info === Machine.NOT_OWNED || info & FLAG_XENHEAP) return XEN_DOMCTL_PFINFO_XTAB;
+  const type = info & TYPE_MASK;
+  if (type === PageType.None) return XEN_DOMCTL_PFINFO_NOTAB;
+  return (type * 2 ** XEN_DOMCTL_PFINFO_LTAB_SHIFT + (info & FLAG_PINNED ? XEN_DOMCTL_PFINFO_LPINTAB : 0)) >>> 0;
+});
 
 /** The contents of a frame as the in-process channel carries it: real bytes or a content stamp. */
 export type FrameContent = { readonly bytes: Uint8Array } | { readonly stamp: number };
@@ -159,40 +170,32 @@ export class PrivilegedInterface {
   // above, written into caller-owned typed arrays, one domain check per call.
   // ------------------------------------------------------------------------------------------
 
-  private scratchOwners = new Uint32Array(0);
-  private scratchM2p = new Uint32Array(0);
-  private scratchInfo = new Uint8Array(0);
+  private scratchInfos = new Uint8Array(0);
+  private scratchM2ps = new Uint32Array(0);
+  private scratchStamps = new Uint32Array(0);
+  private scratchMaterialised = new Uint8Array(0);
 
-  private metadata(count: number): { owners: Uint32Array; m2ps: Uint32Array; infos: Uint8Array } {
-    if (this.scratchOwners.length < count) {
-      this.scratchOwners = new Uint32Array(count);
-      this.scratchM2p = new Uint32Array(count);
-      this.scratchInfo = new Uint8Array(count);
-    }
-    return { owners: this.scratchOwners, m2ps: this.scratchM2p, infos: this.scratchInfo };
+  /** Makes the scratch arrays at least `count` long (reused call after call). */
+  private scratch(count: number): void {
+    if (this.scratchInfos.length >= count) return;
+    this.scratchInfos = new Uint8Array(count);
+    this.scratchM2ps = new Uint32Array(count);
+    this.scratchStamps = new Uint32Array(count);
+    this.scratchMaterialised = new Uint8Array(count);
   }
 
   /** `pageTypes` for `mfns[0, count)` into `out`. */
   pageTypesInto(domid: number, mfns: ArrayLike<number>, count: number, out: Uint32Array): void {
     this.target(domid);
-    const { owners, m2ps, infos } = this.metadata(count);
-    this.xen.machine.metadataInto(mfns, count, owners, m2ps, infos);
-    const code = domid + 1;
-    for (let i = 0; i < count; i++) {
-      const info = infos[i]!;
-      if (owners[i] !== code || info & FLAG_XENHEAP || !Number.isInteger(mfns[i])) out[i] = XEN_DOMCTL_PFINFO_XTAB;
-      else {
-        const type = info & TYPE_MASK;
-        out[i] = type === PageType.None ? XEN_DOMCTL_PFINFO_NOTAB : (type * 2 ** XEN_DOMCTL_PFINFO_LTAB_SHIFT + (info & FLAG_PINNED ? XEN_DOMCTL_PFINFO_LPINTAB : 0)) >>> 0;
-      }
-    }
+    this.scratch(count);
+    const infos = this.scratchInfos;
+    this.xen.machine.ownedFramesInto(domid, mfns, count, infos, this.scratchM2ps, this.scratchStamps, this.scratchMaterialised);
+    for (let i = 0; i < count; i++) out[i] = PAGE_TYPE_BY_INFO[infos[i]!]!;
   }
 
   /** `m2p` for `mfns[0, count)` into `out` (INVALID_M2P for frames outside the machine). */
   m2pInto(mfns: ArrayLike<number>, count: number, out: Uint32Array): void {
-    const { owners, infos } = this.metadata(count);
-    this.xen.machine.metadataInto(mfns, count, owners, out, infos);
-    for (let i = 0; i < count; i++) if (!this.xen.machine.isValidMfn(mfns[i]!)) out[i] = INVALID_M2P;
+    this.xen.machine.m2psInto(mfns, count, out);
   }
 
   /**
@@ -203,13 +206,23 @@ export class PrivilegedInterface {
   frameStampsInto(domid: number, mfns: ArrayLike<number>, count: number, stamps: Uint32Array, materialised: Uint8Array): void {
     this.target(domid);
     const m = this.xen.machine;
-    const { owners, m2ps, infos } = this.metadata(count);
-    m.metadataInto(mfns, count, owners, m2ps, infos);
-    const code = domid + 1;
-    for (let i = 0; i < count; i++) {
-      if (owners[i] !== code || !Number.isInteger(mfns[i])) throw new PrivilegedError(ENOENT, `mfn 0x${mfns[i]!.toString(16)} is not domain ${domid}'s`);
-    }
+    const bad = m.firstNotOwned(domid, mfns, count);
+    if (bad < count) throw new PrivilegedError(ENOENT, `mfn 0x${mfns[bad]!.toString(16)} is not domain ${domid}'s`);
     m.stampsInto(mfns, count, stamps, materialised);
+  }
+
+  /**
+   * `pageTypesInto`, `m2pInto` and `frameStampsInto` for `mfns[0, count)` in one pass over the
+   * frames (the saver's batch): `types[i]` as `pageTypes`, `m2ps[i]` as `m2p`, and for a frame of
+   * the domain its stamp or `materialised[i] = 1`. A frame that is not the domain's gets stamp 0
+   * and `materialised[i] = 0` rather than an error: its type says XTAB.
+   */
+  frameInfoInto(domid: number, mfns: ArrayLike<number>, count: number, types: Uint32Array, m2ps: Uint32Array, stamps: Uint32Array, materialised: Uint8Array): void {
+    this.target(domid);
+    this.scratch(count);
+    const infos = this.scratchInfos;
+    this.xen.machine.ownedFramesInto(domid, mfns, count, infos, m2ps, stamps, materialised);
+    for (let i = 0; i < count; i++) types[i] = PAGE_TYPE_BY_INFO[infos[i]!]!;
   }
 
   /** `XEN_DOMCTL_SHADOW_OP_ENABLE` with log-dirty. */
@@ -305,13 +318,17 @@ export class PrivilegedInterface {
     return pfns.map((_, i) => list.words[2 * i]! + list.words[2 * i + 1]! * 2 ** 32);
   }
 
+  private populateList = new XlatPfnList(0n, 0);
+
   /**
    * `populatePhysmap` for `pfns[0, count)`, the mfns written into `outMfns`; throws ENOMEM when
    * not all could be populated (as libxc's `_exact`).
    */
   populatePhysmapInto(domid: number, pfns: ArrayLike<number>, count: number, outMfns: Float64Array): void {
     const dom = this.target(domid);
-    const list = new XlatPfnList(0n, count);
+    // One staging list reused call after call (Xen reads only the first `count` elements).
+    if (this.populateList.length < count) this.populateList = new XlatPfnList(0n, count);
+    const list = this.populateList;
     const words = list.words;
     for (let i = 0; i < count; i++) {
       const pfn = pfns[i]!;
@@ -332,13 +349,8 @@ export class PrivilegedInterface {
   /** `writeFrame` with a stamp for `mfns[0, count)` (one ownership check each, one choke-point call). */
   writeStamps(domid: number, mfns: ArrayLike<number>, stamps: ArrayLike<number>, count: number): void {
     this.target(domid);
-    const m = this.xen.machine;
-    const { owners, m2ps, infos } = this.metadata(count);
-    m.metadataInto(mfns, count, owners, m2ps, infos);
-    const code = domid + 1;
-    for (let i = 0; i < count; i++) {
-      if (owners[i] !== code || !Number.isInteger(mfns[i])) throw new PrivilegedError(ENOENT, `mfn 0x${mfns[i]!.toString(16)} is not domain ${domid}'s`);
-    }
+    const bad = this.xen.machine.firstNotOwned(domid, mfns, count);
+    if (bad < count) throw new PrivilegedError(ENOENT, `mfn 0x${mfns[bad]!.toString(16)} is not domain ${domid}'s`);
     this.xen.storeStamps({ domid: this.callerDomid ?? -1, by: 'toolstack' }, mfns, stamps, count);
   }
 

@@ -37,7 +37,7 @@ import {
   REC_TYPE_SHARED_INFO,
   REC_TYPE_X86_PV_VCPU_BASIC,
 } from '../../toolstack/stream/record-types.js';
-import type { PageDataEntry } from '../../toolstack/stream/page-data.js';
+import { PageDataColumns, type PageDataEntry } from '../../toolstack/stream/page-data.js';
 import type { StreamRecord } from '../../toolstack/stream/records.js';
 import { compareDomains, compareGuestP2m } from '../../toolstack/verify.js';
 import { decodeVcpuBasic, encodeVcpuBasic } from '../../toolstack/vcpu-context.js';
@@ -411,6 +411,31 @@ describe('toolstack: restore', function () {
         assert.ok(pinned >= 1, 'the top-level table at least');
         const { cr3Pfn } = decodeVcpuBasic(abi, (saved.records.find((e) => e.record.type === REC_TYPE_X86_PV_VCPU_BASIC)!.record as { context: Uint8Array }).context);
         assert.equal(dst.tools.vcpuContext(dst.domid).cr3Mfn, dst.restorer.mfnOf(cr3Pfn));
+      });
+
+      it('pins by the type a table was last sent with: a table resent unpinned is not pinned (entries and columns)', () => {
+        const src = bootSource(abi, 'linear');
+        const saved = saveQuiet(src);
+        const last = lastEntries(saved.records);
+        // Pinned tables below the top level, resent once more without LPINTAB just before END.
+        const pinnedLow = [...last.entries()].filter(([, e]) => e.type !== XEN_DOMCTL_PFINFO_XTAB && (e.type & XEN_DOMCTL_PFINFO_LPINTAB) !== 0 && levelOf(e.type) < abi.pagingLevels);
+        assert.ok(pinnedLow.length >= 2, 'the guest pins lower-level tables');
+        const retyped = pinnedLow.slice(0, 2).map(([pfn, e]) => ({ pfn, type: (e.type & ~XEN_DOMCTL_PFINFO_LPINTAB) >>> 0, content: e.content! }));
+        const end = indexOfType(saved.records, REC_TYPE_END);
+        for (const form of ['entries', 'columns'] as const) {
+          const record = form === 'entries' ? { type: REC_TYPE_PAGE_DATA, entries: retyped } : PageDataColumns.fromEntries(retyped).record();
+          const records = [...saved.records.slice(0, end), { record: record as StreamRecord, offset: saved.records[end]!.offset }, ...saved.records.slice(end)];
+          const dst = destination(src, saved);
+          feed(dst, records);
+          assert.ok(dst.restorer.completed, dst.restorer.failure?.message);
+          for (const [pfn, e] of last) {
+            if (e.type === XEN_DOMCTL_PFINFO_XTAB || levelOf(e.type) === 0) continue;
+            const unpinned = retyped.some((r) => r.pfn === pfn);
+            assert.equal(dst.restorer.typeOf(pfn), unpinned ? (e.type & ~XEN_DOMCTL_PFINFO_LPINTAB) >>> 0 : e.type, `${form}: pfn ${hex(pfn)} type`);
+            const pinned = (e.type & XEN_DOMCTL_PFINFO_LPINTAB) !== 0 && !unpinned;
+            assert.equal(dst.xen.machine.isPinned(dst.restorer.mfnOf(pfn)!), pinned, `${form}: L${levelOf(e.type)} pfn ${hex(pfn)} pinned ${pinned}`);
+          }
+        }
       });
 
       it('a stream without vcpu0\'s X86_PV_VCPU_BASIC gives `failure`, not a throw', () => {

@@ -196,5 +196,116 @@ for (const abi of [X86_32, X86_64]) {
       expect(() => tools.writeStamps(target.domid, [Number(dom0.p2mEntry(0))], [9], 1)).to.throw(PrivilegedError).with.property('errno', ENOENT);
       expect(() => tools.populatePhysmapInto(target.domid, Array.from({ length: 97 }, (_, i) => 100 + i), 97, new Float64Array(97))).to.throw(PrivilegedError).with.property('errno', ENOMEM);
     });
+
+    it('answers frameInfoInto (one pass) as pageTypesInto, m2pInto and frameStampsInto do, across chunks', function () {
+      // A guest spanning two metadata chunks (65536 frames each) and a third chunk never made.
+      const xen = new Xen({ maxPage: 3 * 65536 });
+      const dom0 = buildDomain(xen, { abi: X86_64, memoryPages: 1100, privileged: true });
+      const guest = buildDomain(xen, { abi, memoryPages: 66000 });
+      const tools = new PrivilegedInterface(xen, dom0.dom.domid);
+      const domid = guest.dom.domid;
+      const own = Array.from({ length: guest.memoryPages }, (_, pfn) => Number(guest.p2mEntry(pfn)));
+      expect(Math.max(...own)).to.be.greaterThan(65536);
+      xen.storeStamp({ domid, by: 'guest' }, own[5]!, 0xabcd);
+      xen.storeStamp({ domid, by: 'guest' }, own[65000]!, 0xfffffff0);
+      xen.machine.bytes(own[6]!);
+      xen.machine.bytes(own[65001]!);
+      // Alternating between the chunks, runs within one, page tables (the guest's own tree is in
+      // `own`), shared_info (Xen heap), dom0's, free, never-made chunk, outside, negative, fractions.
+      const mixed: number[] = [];
+      for (let i = 0; i < 200; i++) mixed.push(own[i]!, own[own.length - 1 - i]!);
+      mixed.push(...own.slice(1000, 1300), guest.topPtMfn, guest.dom.sharedInfoMfn, Number(dom0.p2mEntry(1)));
+      mixed.push(xen.machine.maxPage - 1, 2 * 65536 + 7, xen.machine.maxPage, xen.machine.maxPage + 1, -1, 2.5, own[7]! + 0.5, Number.NaN, own[8]!);
+      for (const mfns of [mixed, Float64Array.from(mixed)]) {
+        const n = mfns.length;
+        const types = new Uint32Array(n);
+        const m2ps = new Uint32Array(n);
+        const stamps = new Uint32Array(n).fill(7);
+        const materialised = new Uint8Array(n).fill(7);
+        tools.frameInfoInto(domid, mfns, n, types, m2ps, stamps, materialised);
+        const expectedTypes = new Uint32Array(n);
+        tools.pageTypesInto(domid, mfns, n, expectedTypes);
+        const expectedM2ps = new Uint32Array(n);
+        tools.m2pInto(mfns, n, expectedM2ps);
+        expect(Array.from(types)).to.deep.equal(Array.from(expectedTypes));
+        expect(Array.from(m2ps)).to.deep.equal(Array.from(expectedM2ps));
+        expect(Array.from(m2ps)).to.deep.equal(Array.from(mfns, (m) => tools.m2p(m)));
+        expect(Array.from(types)).to.deep.equal(Array.from(mfns, (m) => (Number.isInteger(m) && m >= 0 ? tools.pageTypes(domid, [m])[0] : XEN_DOMCTL_PFINFO_XTAB)));
+        Array.from(mfns).forEach((mfn, i) => {
+          const ownFrame = Number.isInteger(mfn) && mfn >= 0 && mfn < xen.machine.maxPage && xen.machine.ownerOf(mfn) === domid;
+          if (!ownFrame) {
+            expect([stamps[i], materialised[i]], `mfn ${mfn}`).to.deep.equal([0, 0]);
+            return;
+          }
+          const one = [new Uint32Array(1), new Uint8Array(1)] as const;
+          tools.frameStampsInto(domid, [mfn], 1, one[0], one[1]);
+          expect([stamps[i], materialised[i]], `mfn ${mfn}`).to.deep.equal([one[0][0], one[1][0]]);
+          const c = tools.frameContent(domid, mfn);
+          expect(materialised[i], `mfn ${mfn}`).to.equal('bytes' in c ? 1 : 0);
+        });
+        expect(types.filter((t) => (t & XEN_DOMCTL_PFINFO_LPINTAB) !== 0 && t !== XEN_DOMCTL_PFINFO_XTAB).length).to.be.greaterThan(0);
+        expect(materialised.filter((m) => m === 1).length).to.be.greaterThan(2);
+      }
+      // frameStampsInto still refuses a frame that is not the domain's, fractions included.
+      for (const bad of [2.5, own[7]! + 0.5, xen.machine.maxPage, Number(dom0.p2mEntry(0)), 2 * 65536 + 7]) {
+        expect(() => tools.frameStampsInto(domid, [own[0]!, bad], 2, new Uint32Array(2), new Uint8Array(2))).to.throw(PrivilegedError).with.property('errno', ENOENT);
+      }
+    });
+
+    it('writes stamps in bulk exactly as storeStamp does frame by frame: logdirty, events, bytes dropped, errors', function () {
+      function world(logdirty: boolean) {
+        const xen = new Xen({ maxPage: 4096 });
+        const dom0 = buildDomain(xen, { abi: X86_64, memoryPages: 1100, privileged: true });
+        const guest = buildDomain(xen, { abi, memoryPages: 1200 });
+        if (logdirty) guest.dom.logdirty.enable();
+        const own = Array.from({ length: 300 }, (_, pfn) => Number(guest.p2mEntry(pfn)));
+        xen.machine.bytes(own[3]!);
+        return { xen, dom0, guest, own, tools: new PrivilegedInterface(xen, dom0.dom.domid) };
+      }
+      const writer = { domid: 0, by: 'toolstack' as const };
+      for (const logdirty of [true, false]) {
+        for (const observed of [false, true]) {
+          const one = world(logdirty);
+          const bulk = world(logdirty);
+          const mfns = [...one.own.slice(0, 200).reverse(), one.own[250]!, one.own[250]!, Number(one.dom0.p2mEntry(4)), one.guest.dom.sharedInfoMfn];
+          const stamps = mfns.map((_, i) => (i % 7 === 0 ? 0 : i % 5 === 0 ? -1 : 0x80000000 + i));
+          const events: unknown[][] = [[], []];
+          if (observed) {
+            one.xen.events.subscribe((e) => events[0]!.push(e));
+            bulk.xen.events.subscribe((e) => events[1]!.push(e));
+          }
+          mfns.forEach((mfn, i) => one.xen.storeStamp(writer, mfn, stamps[i]!));
+          bulk.xen.storeStamps(writer, mfns, stamps, mfns.length);
+          const what = `logdirty ${logdirty}, observed ${observed}`;
+          for (const mfn of new Set([...mfns, ...one.own])) {
+            expect([bulk.xen.machine.stampOf(mfn), bulk.xen.machine.isMaterialised(mfn)], `${what}: mfn ${mfn}`).to.deep.equal([one.xen.machine.stampOf(mfn), one.xen.machine.isMaterialised(mfn)]);
+          }
+          expect(Array.from(bulk.guest.dom.logdirty.peek(1200)), what).to.deep.equal(Array.from(one.guest.dom.logdirty.peek(1200)));
+          expect(Array.from(bulk.dom0.dom.logdirty.peek(1100)), what).to.deep.equal(Array.from(one.dom0.dom.logdirty.peek(1100)));
+          if (logdirty) expect(bulk.guest.dom.logdirty.count(), what).to.equal(201);
+          expect(events[1], what).to.deep.equal(events[0]);
+          if (observed) expect(events[1]!.length, what).to.equal(mfns.length);
+        }
+      }
+      // A frame outside the machine: the frames before it are stamped and marked, then the same error.
+      const one = world(true);
+      const bulk = world(true);
+      const mfns = [one.own[10]!, one.own[11]!, 4096, one.own[12]!];
+      let failure: unknown;
+      try {
+        mfns.forEach((mfn) => one.xen.storeStamp(writer, mfn, 9));
+      } catch (err) {
+        failure = err;
+      }
+      expect(failure).to.be.instanceOf(RangeError);
+      expect(() => bulk.xen.storeStamps(writer, mfns, [9, 9, 9, 9], 4)).to.throw(RangeError, (failure as Error).message);
+      expect(mfns.map((m) => (m < 4096 ? bulk.xen.machine.stampOf(m) : 0))).to.deep.equal(mfns.map((m) => (m < 4096 ? one.xen.machine.stampOf(m) : 0)));
+      expect(Array.from(bulk.guest.dom.logdirty.peek(1200))).to.deep.equal(Array.from(one.guest.dom.logdirty.peek(1200)));
+      // writeStamps refuses a fraction or a foreign frame before stamping anything.
+      for (const bad of [one.own[20]! + 0.5, Number(bulk.dom0.p2mEntry(0)), -1]) {
+        expect(() => bulk.tools.writeStamps(bulk.guest.dom.domid, [bulk.own[30]!, bad], [5, 5], 2)).to.throw(PrivilegedError).with.property('errno', ENOENT);
+        expect(bulk.xen.machine.stampOf(bulk.own[30]!)).to.equal(0);
+      }
+    });
   });
 }
