@@ -276,7 +276,7 @@ export class Saver {
 
   private p2m!: MappedP2m;
   /** 32-bit word views of the mapped leaves (two words an entry on x86_64). */
-  private leafWords: Uint32Array[] = [];
+  private leafWords: readonly Uint32Array[] = [];
   /** The p2m as last sent, in the same words, and which pfns have been sent at all. */
   private sentWords: Bitmap = new Uint32Array(0);
   private sent: Bitmap = new Uint32Array(0);
@@ -418,7 +418,7 @@ export class Saver {
     this.generation = this.p2m.p2mGeneration;
     this.maxPfnField = shared.maxPfn;
     this.tools.enableLogDirty(this.domid);
-    yield `save: p2m mapped from the ${this.p2m.source} (max_pfn ${hex(this.p2m.maxPfn)}, ${this.p2m.leafMfns.length} frames); logdirty on`;
+    yield `save: p2m mapped from the ${this.p2m.source} (max_pfn ${hex(this.p2m.maxPfn)}, ${this.p2m.leafMfnArray.length} frames); logdirty on`;
 
     // Static data, then the frame list once (x86_pv_start_of_stream).
     this.writer.x86PvInfo(this.abi);
@@ -886,7 +886,7 @@ export class Saver {
 
   private adopt(p2m: MappedP2m): void {
     this.p2m = p2m;
-    this.leafWords = p2m.leaves.map((l) => new Uint32Array(l.elements.buffer, l.elements.byteOffset, PAGE_SIZE / 4));
+    this.leafWords = p2m.leafWords;
     this.ensureSentCapacity(p2m.p2mSize);
     // Every pfn of the p2m is sent at least once: size the record of types for all of them now.
     this.ensureLastTypeCapacity(p2m.p2mSize);
@@ -929,8 +929,9 @@ export class Saver {
     const mark = { bitmap, inPassAnyway, resent: 0 };
     for (const x of changedLeaves) this.markLeaf(x, mark, true);
     if (this.has(2) || this.has(3)) {
-      for (let x = 0; x < this.p2m.leafPfns.length; x++) {
-        if (changedLeaves.has(x) || !testBit(bitmap, this.p2m.leafPfns[x]!)) continue;
+      const leafPfns = this.p2m.leafPfnArray;
+      for (let x = 0; x < leafPfns.length; x++) {
+        if (changedLeaves.has(x) || !testBit(bitmap, leafPfns[x]!)) continue;
         this.markLeaf(x, mark, false);
       }
     }
@@ -1033,9 +1034,9 @@ export class Saver {
     const shared = this.readShared();
     this.generation = shared.generation;
     this.maxPfnField = shared.maxPfn;
-    const n = Math.max(old.leafMfns.length, fresh.leafMfns.length);
-    for (let x = 0; x < n; x++) if (old.leafMfns[x] !== fresh.leafMfns[x]) changed.add(x);
-    const framesMoved = fresh.maxPfn !== old.maxPfn || fresh.leafPfns.length !== old.leafPfns.length || fresh.leafPfns.some((p, x) => p !== old.leafPfns[x]);
+    const n = Math.max(old.leafMfnArray.length, fresh.leafMfnArray.length);
+    for (let x = 0; x < n; x++) if (old.leafMfnArray[x] !== fresh.leafMfnArray[x]) changed.add(x);
+    const framesMoved = fresh.maxPfn !== old.maxPfn || fresh.leafPfnArray.length !== old.leafPfnArray.length || fresh.leafPfnArray.some((p, x) => p !== old.leafPfnArray[x]);
     if (framesMoved) this.sendP2mFrames();
     yield `save: p2m remapped (${changed.size} frames changed${framesMoved ? ', X86_PV_P2M_FRAMES resent' : ''})`;
     return changed;

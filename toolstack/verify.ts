@@ -57,16 +57,35 @@ function hex(n: number | bigint): string {
   return `0x${n.toString(16)}`;
 }
 
+/**
+ * Every differing pfn (each counted once, at its first difference) and the `limit` lowest of them.
+ * Pfns mostly come in order; page tables and p2m frames are compared after the rest.
+ */
 class Differences {
   readonly first: PfnDifference[] = [];
   private readonly pfns = new Set<number>();
+  /** Index in `first` of its highest pfn, once `first` is full. */
+  private highest = -1;
 
   constructor(private readonly limit: number) {}
 
   add(pfn: number, kind: DifferenceKind, detail: string): void {
     if (this.pfns.has(pfn)) return;
     this.pfns.add(pfn);
-    if (this.first.length < this.limit) this.first.push({ pfn, kind, detail });
+    const first = this.first;
+    if (first.length < this.limit) {
+      first.push({ pfn, kind, detail });
+      if (first.length === this.limit) this.highest = this.highestIndex();
+    } else if (this.highest >= 0 && pfn < first[this.highest]!.pfn) {
+      first[this.highest] = { pfn, kind, detail };
+      this.highest = this.highestIndex();
+    }
+  }
+
+  private highestIndex(): number {
+    let h = 0;
+    for (let i = 1; i < this.first.length; i++) if (this.first[i]!.pfn > this.first[h]!.pfn) h = i;
+    return h;
   }
 
   result(problem?: string): Comparison {
@@ -126,7 +145,7 @@ function startInfoComparable(side: Side, mfn: number, abi: GuestAbi): Uint8Array
   return page;
 }
 
-/** Pfns per bulk step of the comparison: a whole number of p2m leaves on both ABIs. */
+/** Pfns per bulk step of the comparison: a whole number of p2m leaves on both ABIs (and of 32). */
 const CHUNK = 4096;
 
 /** Reused arrays of one comparison (nothing per pfn is allocated). */
@@ -136,31 +155,55 @@ class Scratch {
    * the bulk calls: -1 is outside the machine (XTAB, INVALID_M2P), and only read where it is not.
    */
   readonly srcMfns = new Float64Array(CHUNK);
-  readonly srcTypes = new Uint32Array(CHUNK);
-  /** The m2p of the chunk's frames on each side (`mapChunk`). */
-  readonly srcM2p = new Uint32Array(CHUNK);
   /** The destination's mfn of each pfn (-1 when unpopulated). */
   readonly dstMfns = new Float64Array(CHUNK);
-  readonly dstM2p = new Uint32Array(CHUNK);
-  /**
-   * Plain data pages of the chunk (a data page on both sides, m2p right): their index in the
-   * chunk, both sides' frames, stamps, and whether each holds real bytes.
-   */
-  readonly dataIndex = new Uint32Array(CHUNK);
-  readonly dataSrcMfns = new Float64Array(CHUNK);
-  readonly dataDstMfns = new Float64Array(CHUNK);
+  /** Each side's `frameInfoInto` for those frames: page type, m2p, stamp, holds real bytes. */
+  readonly srcTypes = new Uint32Array(CHUNK);
+  readonly srcM2p = new Uint32Array(CHUNK);
   readonly srcStamps = new Uint32Array(CHUNK);
-  readonly dstStamps = new Uint32Array(CHUNK);
   readonly srcMaterialised = new Uint8Array(CHUNK);
+  readonly dstTypes = new Uint32Array(CHUNK);
+  readonly dstM2p = new Uint32Array(CHUNK);
+  readonly dstStamps = new Uint32Array(CHUNK);
   readonly dstMaterialised = new Uint8Array(CHUNK);
-  /** Every other pfn with a frame on either side (index in the chunk), for `comparePfn`. */
-  readonly generalIndex = new Uint32Array(CHUNK + 1);
+  /** The chunk's pfns that need more than their bits set (index in the chunk), and what (`Action`). */
+  readonly actionIndex = new Uint32Array(CHUNK);
+  readonly actions = new Uint8Array(CHUNK);
   /** One p2m frame's entries as frames, and those frames' m2p, per side (`compareP2mFrame`). */
   readonly frameMfns = new Float64Array(PAGE_SIZE / 4);
   readonly frameSrcPfns = new Uint32Array(PAGE_SIZE / 4);
   readonly frameDstPfns = new Uint32Array(PAGE_SIZE / 4);
   readonly frameSrcInvalid = new Uint8Array(PAGE_SIZE / 4);
   readonly frameDstInvalid = new Uint8Array(PAGE_SIZE / 4);
+}
+
+/**
+ * Page tables and p2m frames populated on both sides, met in the pass over all pfns: compared
+ * after it, when `srcMapped` and `dstMapped` are complete (each names pfns of any chunk). Grown
+ * by doubling; a few per cent of a guest's pfns.
+ */
+class Deferred {
+  count = 0;
+  pfns = new Float64Array(1024);
+  srcMfns = new Float64Array(1024);
+  srcTypes = new Uint32Array(1024);
+
+  push(pfn: number, ms: number, type: number): void {
+    if (this.count === this.pfns.length) {
+      const grow = <T extends Float64Array | Uint32Array>(a: T, make: (n: number) => T): T => {
+        const b = make(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.pfns = grow(this.pfns, (n) => new Float64Array(n));
+      this.srcMfns = grow(this.srcMfns, (n) => new Float64Array(n));
+      this.srcTypes = grow(this.srcTypes, (n) => new Uint32Array(n));
+    }
+    this.pfns[this.count] = pfn;
+    this.srcMfns[this.count] = ms;
+    this.srcTypes[this.count] = type;
+    this.count++;
+  }
 }
 
 /** What one `compareDomains` call holds fixed. */
@@ -175,30 +218,15 @@ interface Comparing {
   readonly stage: CompareOptions['stage'];
   readonly diffs: Differences;
   readonly scratch: Scratch;
+  readonly deferred: Deferred;
   /** p2m frames and start_info, sorted: the general comparison sees them even when they look like data. */
   readonly special: Float64Array;
   /** leafPfns → its first index (as `indexOf` finds it). */
   readonly leafIndex: ReadonlyMap<number, number>;
-  /** Each leaf's words as 32-bit halves, made when first needed. */
-  readonly leafWords: (Uint32Array | undefined)[];
   /** Bit per pfn: the source's p2m names a frame (≤ max_mfn) whose m2p is that pfn. */
   readonly srcMapped: Uint32Array;
   /** Bit per pfn: the restorer populated it, with a frame whose destination m2p is that pfn. */
   readonly dstMapped: Uint32Array;
-}
-
-function testBit(bits: Uint32Array, n: number): boolean {
-  return (bits[n >>> 5]! & (1 << (n & 31))) !== 0;
-}
-
-/** Source leaf x's words as 32-bit halves. */
-function leafWordsOf(c: Comparing, x: number): Uint32Array {
-  let words = c.leafWords[x];
-  if (words === undefined) {
-    const leaf = c.srcP2m.leaves[x]!.elements;
-    words = c.leafWords[x] = new Uint32Array(leaf.buffer, leaf.byteOffset, PAGE_SIZE / 4);
-  }
-  return words;
 }
 
 /**
@@ -206,15 +234,13 @@ function leafWordsOf(c: Comparing, x: number): Uint32Array {
  * all this is compared with (frames; INVALID is tested on the words themselves).
  */
 function sourceEntry(c: Comparing, pfn: number): number {
-  const fpp = PAGE_SIZE / c.width;
-  const x = Math.floor(pfn / fpp);
-  const words = leafWordsOf(c, x);
-  const k = pfn - x * fpp;
-  return c.width === 8 ? words[2 * k + 1]! * 2 ** 32 + words[2 * k]! : words[k]!;
-}
-
-function isInvalidEntry(words: Uint32Array, k: number, wide: boolean): boolean {
-  return wide ? words[2 * k] === 0xffffffff && words[2 * k + 1] === 0xffffffff : words[k] === 0xffffffff;
+  // pfn < p2mSize (checked by the callers; the bitmaps index it as a 32-bit number too): leaves of 512 or 1024 entries.
+  if (c.width === 8) {
+    const words = c.srcP2m.leafWords[pfn >>> 9]!;
+    const k = pfn & 511;
+    return words[2 * k + 1]! * 2 ** 32 + words[2 * k]!;
+  }
+  return c.srcP2m.leafWords[pfn >>> 10]![pfn & 1023]!;
 }
 
 /**
@@ -226,8 +252,7 @@ function bothMapTo(c: Comparing, pfn: number, srcMfn: number, dstMfn: number): b
   return (
     pfn >= 0 &&
     pfn < c.srcP2m.p2mSize &&
-    testBit(c.srcMapped, pfn) &&
-    testBit(c.dstMapped, pfn) &&
+    (c.srcMapped[pfn >>> 5]! & c.dstMapped[pfn >>> 5]! & (1 << (pfn & 31))) !== 0 &&
     c.dst.restorer.mfnOf(pfn) === dstMfn &&
     sourceEntry(c, pfn) === srcMfn
   );
@@ -242,25 +267,37 @@ function bothMapTo(c: Comparing, pfn: number, srcMfn: number, dstMfn: number): b
  */
 function p2mFrameShownSame(c: Comparing, pfn: number, ms: number, md: number): boolean {
   const x = c.leafIndex.get(pfn)!;
-  if (ms !== Number(c.srcP2m.leafMfns[x]!)) return false;
+  if (ms !== c.srcP2m.leafMfnArray[x]) return false;
   const dstPage = c.dst.tools.mapForeign(c.dst.domid, [md]).pages[0];
   if (dstPage === undefined) return false;
   const dstWords = new Uint32Array(dstPage.buffer, dstPage.byteOffset, PAGE_SIZE / 4);
-  const srcWords = leafWordsOf(c, x);
+  const srcWords = c.srcP2m.leafWords[x]!;
   const { srcMapped, dstMapped } = c;
   const restorer = c.dst.restorer;
   const fpp = PAGE_SIZE / c.width;
   const wide = c.width === 8;
   const p2mSize = c.srcP2m.p2mSize;
   for (let k = 0, q = x * fpp; k < fpp; k++, q++) {
-    if (isInvalidEntry(srcWords, k, wide) || isInvalidEntry(dstWords, k, wide)) {
-      if (isInvalidEntry(srcWords, k, wide) && isInvalidEntry(dstWords, k, wide)) continue;
+    let srcInvalid: boolean;
+    let dstInvalid: boolean;
+    let dstEntry: number;
+    if (wide) {
+      const dstLo = dstWords[2 * k]!;
+      const dstHi = dstWords[2 * k + 1]!;
+      srcInvalid = srcWords[2 * k] === 0xffffffff && srcWords[2 * k + 1] === 0xffffffff;
+      dstInvalid = dstLo === 0xffffffff && dstHi === 0xffffffff;
+      dstEntry = dstHi * 2 ** 32 + dstLo;
+    } else {
+      dstEntry = dstWords[k]!;
+      srcInvalid = srcWords[k] === 0xffffffff;
+      dstInvalid = dstEntry === 0xffffffff;
+    }
+    if (srcInvalid || dstInvalid) {
+      if (srcInvalid && dstInvalid) continue;
       return false;
     }
     // The source entry is the p2m's own entry of q (the same leaf): `bothMapTo` without re-reading it.
-    const dstEntry = wide ? dstWords[2 * k + 1]! * 2 ** 32 + dstWords[2 * k]! : dstWords[k]!;
-    const bit = 1 << (q & 31);
-    if (q >= p2mSize || (srcMapped[q >>> 5]! & bit) === 0 || (dstMapped[q >>> 5]! & bit) === 0 || restorer.mfnOf(q) !== dstEntry) return false;
+    if (q >= p2mSize || (srcMapped[q >>> 5]! & dstMapped[q >>> 5]! & (1 << (q & 31))) === 0 || restorer.mfnOf(q) !== dstEntry) return false;
   }
   return true;
 }
@@ -303,7 +340,7 @@ function compareP2mFrame(c: Comparing, pfn: number, ms: number, md: number): voi
     const a = s.frameSrcInvalid[k] ? -1 : s.frameSrcPfns[k]!;
     const b = s.frameDstInvalid[k] ? -1 : s.frameDstPfns[k]!;
     if (a === b) continue;
-    const first = c.srcP2m.leafPfns.indexOf(pfn) * (PAGE_SIZE / c.width) + k;
+    const first = c.leafIndex.get(pfn)! * (PAGE_SIZE / c.width) + k;
     c.diffs.add(pfn, 'content', `p2m frame pfn ${hex(pfn)}: the entry of pfn ${hex(first)} names pfn ${hex(a)} on the source, ${hex(b)} on the destination`);
     return;
   }
@@ -338,8 +375,11 @@ function firstDifferingEntry(c: Comparing, srcPage: Uint8Array, dstPage: Uint8Ar
   const b = new Uint32Array(dstPage.buffer, dstPage.byteOffset, PAGE_SIZE / 4);
   // The pfn the last present entry was shown to map: a direct-map table's next maps the next pfn.
   let shown = -2;
+  // Xen's slots (`isXenSlot`): 256-271 of an x86_64 L4, 4 and up of a PAE L3.
+  const xenFrom = width === 8 && level === 4 ? 256 : width === 4 && level === 3 ? 4 : PTES_PER_PAGE;
+  const xenTo = width === 8 && level === 4 ? 271 : PTES_PER_PAGE;
   for (let i = 0; i < PTES_PER_PAGE; i++) {
-    if (isXenSlot(width, level, i)) continue;
+    if (i >= xenFrom && i <= xenTo) continue;
     const loA = a[2 * i]!;
     const hiA = a[2 * i + 1]!;
     const loB = b[2 * i]!;
@@ -422,8 +462,7 @@ function sourceMfnsInto(p2m: MappedP2m, base: number, count: number, out: Float6
       out[i++] = -1;
       continue;
     }
-    const leaf = p2m.leaves[Math.floor(pfn / fpp)]!.elements;
-    const words = new Uint32Array(leaf.buffer, leaf.byteOffset, leaf.byteLength >>> 2);
+    const words = p2m.leafWords[Math.floor(pfn / fpp)]!;
     const stop = Math.min(count, i + fpp - (pfn % fpp), p2m.p2mSize - base);
     for (let k = pfn % fpp; i < stop; i++, k++) {
       let mfn: number;
@@ -462,10 +501,11 @@ function freshP2m(side: Side): MappedP2m | string {
 }
 
 /**
- * Compares the source domain with the restored one, pfn by pfn. Chunk by chunk, the bulk calls
- * fetch both sides' frames, m2p (a first pass, kept as a bit per pfn), types and stamps; a data
- * page whose stamps both sides hold is compared right there, every other pfn by `comparePfn`. The
- * verdict is the per-pfn comparison's, to the detail (verify-bulk.test.ts holds that one).
+ * Compares the source domain with the restored one, pfn by pfn. Chunk by chunk, one bulk call per
+ * side fetches the frames' types, m2p (kept as a bit per pfn), and stamps; a data page whose
+ * stamps both sides hold is compared right there, page tables and p2m frames by `comparePfn` once
+ * every pfn's bits are known, every other pfn by `comparePfn` in place. The verdict is the per-pfn
+ * comparison's, to the detail and to the first failure (verify-bulk.test.ts holds that one).
  */
 export function compareDomains(src: Side, dst: Side & { readonly restorer: Restorer }, options: CompareOptions): Comparison {
   const diffs = new Differences(options.limit ?? 20);
@@ -475,11 +515,12 @@ export function compareDomains(src: Side, dst: Side & { readonly restorer: Resto
   if (typeof srcP2m === 'string') return diffs.result(`the source's p2m cannot be mapped: ${srcP2m}`);
   const startInfoMfn = src.tools.vcpuContext(src.domid).startInfoMfn;
   const startInfoPfn = startInfoMfn >= 0 ? src.tools.m2p(startInfoMfn) : INVALID_M2P;
-  const leafPfns = new Set(srcP2m.leafPfns);
   const leafIndex = new Map<number, number>();
-  srcP2m.leafPfns.forEach((pfn, x) => {
-    if (!leafIndex.has(pfn)) leafIndex.set(pfn, x);
-  });
+  const leafPfnArray = srcP2m.leafPfnArray;
+  for (let x = 0; x < leafPfnArray.length; x++) {
+    if (!leafIndex.has(leafPfnArray[x]!)) leafIndex.set(leafPfnArray[x]!, x);
+  }
+  const leafPfns = new Set(leafIndex.keys());
   // Infinity ends the list, so the scan needs no bounds check.
   const special = Float64Array.from([...leafPfns, startInfoPfn, Infinity]).sort();
   const end = Math.max(srcP2m.p2mSize, dst.restorer.highestPfn + 1);
@@ -494,18 +535,37 @@ export function compareDomains(src: Side, dst: Side & { readonly restorer: Resto
     stage: options.stage,
     diffs,
     scratch: new Scratch(),
+    deferred: new Deferred(),
     special,
     leafIndex,
-    leafWords: [],
     srcMapped: new Uint32Array(Math.ceil(end / 32)),
     dstMapped: new Uint32Array(Math.ceil(end / 32)),
   };
-  // First the m2p of every pfn's frame on both sides, so that p2m frames and page tables, met in
-  // pfn order before the pfns they name, can be checked against it; then pfn by pfn.
-  for (let base = 0; base < end; base += CHUNK) mapChunk(c, base, Math.min(CHUNK, end - base));
+  // One pass over every pfn; page tables and p2m frames, which are met before the pfns they name,
+  // after it (they read the m2p of those pfns from `srcMapped` and `dstMapped`).
   let nextSpecial = 0;
-  for (let base = 0; base < end; base += CHUNK) nextSpecial = compareChunk(c, base, Math.min(CHUNK, end - base), nextSpecial);
+  try {
+    for (let base = 0; base < end; base += CHUNK) nextSpecial = compareChunk(c, base, Math.min(CHUNK, end - base), nextSpecial);
+  } catch (err) {
+    // The per-pfn comparison stopped at the first pfn it could not read; the deferred pfns all
+    // come before it, so one of them may fail first.
+    compareDeferred(c);
+    throw err;
+  }
+  compareDeferred(c);
   return diffs.result();
+}
+
+/** Whether two frames that both hold real bytes (each its domain's) hold the same: `sameContent` without copies. */
+function sameBytes(c: Comparing, ms: number, md: number): boolean {
+  const a = c.src.tools.mapForeign(c.src.domid, [ms]).pages[0]!;
+  const b = c.dst.tools.mapForeign(c.dst.domid, [md]).pages[0]!;
+  return Buffer.from(a.buffer, a.byteOffset, PAGE_SIZE).equals(Buffer.from(b.buffer, b.byteOffset, PAGE_SIZE));
+}
+
+function compareDeferred(c: Comparing): void {
+  const d = c.deferred;
+  for (let j = 0; j < d.count; j++) comparePfn(c, d.pfns[j]!, d.srcMfns[j]!, d.srcTypes[j]!);
 }
 
 /** Both sides' frames of pfns [base, base + count) into the scratch arrays (-1: none). */
@@ -519,82 +579,90 @@ function gatherChunk(c: Comparing, base: number, count: number): void {
   }
 }
 
-/** Sets `srcMapped` and `dstMapped` for pfns [base, base + count). */
-function mapChunk(c: Comparing, base: number, count: number): void {
-  const { src, dst, srcMapped, dstMapped, scratch: s } = c;
-  const { srcMfns, srcM2p, dstMfns, dstM2p } = s;
-  gatherChunk(c, base, count);
-  src.tools.m2pInto(srcMfns, count, srcM2p);
-  dst.tools.m2pInto(dstMfns, count, dstM2p);
-  for (let i = 0; i < count; i++) {
-    const pfn = base + i;
-    const bit = 1 << (pfn & 31);
-    if (srcMfns[i]! >= 0 && srcM2p[i] === pfn) srcMapped[pfn >>> 5] |= bit;
-    if (dstMfns[i]! >= 0 && dstM2p[i] === pfn) dstMapped[pfn >>> 5] |= bit;
-  }
+/** What a pfn of the chunk needs after the classifying loop (which makes no calls, to stay tight). */
+const enum Action {
+  /** A data page whose stamps differ. */
+  StampsDiffer = 1,
+  /** A page table or p2m frame: compared after the pass, when every pfn's m2p bits are known. */
+  Defer = 2,
+  /** Anything else with a frame on either side: `comparePfn`. */
+  General = 3,
+  /** A data page holding real bytes on both sides (a scrubbed page, say): compared byte for byte. */
+  CompareBytes = 4,
 }
 
 /**
- * Compares pfns [base, base + count). `nextSpecial` indexes the first entry of `c.special` not
- * below `base`; returns the same for the next chunk.
+ * Compares pfns [base, base + count) and sets their `srcMapped` and `dstMapped` bits; defers page
+ * tables and p2m frames. `nextSpecial` indexes the first entry of `c.special` not below `base`;
+ * returns the same for the next chunk.
  */
 function compareChunk(c: Comparing, base: number, count: number, nextSpecial: number): number {
-  const { src, dst, diffs, special, srcMapped, dstMapped, scratch: s } = c;
-  const { srcMfns, srcTypes, dstMfns } = s;
+  const { src, dst, diffs, special, srcMapped, dstMapped, deferred, startInfoPfn, scratch: s } = c;
+  const { srcMfns, srcTypes, srcM2p, srcStamps, srcMaterialised, dstMfns, dstTypes, dstM2p, dstStamps, dstMaterialised } = s;
   gatherChunk(c, base, count);
-  src.tools.pageTypesInto(src.domid, srcMfns, count, srcTypes);
-
-  const { dataIndex, dataSrcMfns, dataDstMfns, generalIndex } = s;
-  let nData = 0;
-  let nGeneral = 0;
-  for (let i = 0; i < count; i++) {
+  src.tools.frameInfoInto(src.domid, srcMfns, count, srcTypes, srcM2p, srcStamps, srcMaterialised);
+  let dstKnown = true;
+  try {
+    dst.tools.frameInfoInto(dst.domid, dstMfns, count, dstTypes, dstM2p, dstStamps, dstMaterialised);
+  } catch (err) {
+    // No such destination domain: `comparePfn` fails on it at the first page it reads.
+    if (!(err instanceof PrivilegedError)) throw err;
+    dst.tools.m2pInto(dstMfns, count, dstM2p);
+    dstKnown = false;
+  }
+  const { actionIndex, actions } = s;
+  let n = 0;
+  // 32 pfns at a time (a chunk starts at a multiple of 32): their bits are gathered in registers.
+  for (let group = 0; group < count; group += 32) {
+    const stop = Math.min(count, group + 32);
+    let srcBits = 0;
+    let dstBits = 0;
+    for (let i = group; i < stop; i++) {
+      const pfn = base + i;
+      const ms = srcMfns[i]!;
+      const md = dstMfns[i]!;
+      const type = srcTypes[i]!;
+      const srcMaps = ms >= 0 && srcM2p[i] === pfn;
+      const dstMaps = md >= 0 && dstM2p[i] === pfn;
+      if (srcMaps) srcBits |= 1 << (i & 31);
+      if (dstMaps) dstBits |= 1 << (i & 31);
+      const srcHas = srcMaps && type !== XEN_DOMCTL_PFINFO_XTAB;
+      if (!srcHas && md < 0) continue;
+      let isSpecial = false;
+      while (special[nextSpecial]! <= pfn) isSpecial ||= special[nextSpecial++] === pfn;
+      let action = Action.General;
+      if (srcHas && dstMaps) {
+        if ((type & XEN_DOMCTL_PFINFO_LTABTYPE_MASK) !== 0 || (isSpecial && pfn !== startInfoPfn)) {
+          action = Action.Defer;
+        } else if (!isSpecial && dstKnown && dstTypes[i] !== XEN_DOMCTL_PFINFO_XTAB) {
+          // A plain data page on both sides, each frame its domain's: both held as stamps, or both as bytes.
+          if ((srcMaterialised[i]! | dstMaterialised[i]!) === 0) {
+            if (srcStamps[i] === dstStamps[i]) continue;
+            action = Action.StampsDiffer;
+          } else if ((srcMaterialised[i]! & dstMaterialised[i]!) !== 0) {
+            action = Action.CompareBytes;
+          }
+        }
+      }
+      actionIndex[n] = i;
+      actions[n++] = action;
+    }
+    srcMapped[(base + group) >>> 5] |= srcBits;
+    dstMapped[(base + group) >>> 5] |= dstBits;
+  }
+  for (let j = 0; j < n; j++) {
+    const i = actionIndex[j]!;
     const pfn = base + i;
-    const ms = srcMfns[i]!;
-    const md = dstMfns[i]!;
-    const type = srcTypes[i]!;
-    const srcHas = ms >= 0 && type !== XEN_DOMCTL_PFINFO_XTAB && (srcMapped[pfn >>> 5]! & (1 << (pfn & 31))) !== 0;
-    let isSpecial = false;
-    while (special[nextSpecial]! <= pfn) isSpecial ||= special[nextSpecial++] === pfn;
-    if (srcHas && md >= 0 && (dstMapped[pfn >>> 5]! & (1 << (pfn & 31))) !== 0 && (type & XEN_DOMCTL_PFINFO_LTABTYPE_MASK) === 0 && !isSpecial) {
-      dataIndex[nData] = i;
-      dataSrcMfns[nData] = ms;
-      dataDstMfns[nData] = md;
-      nData++;
-    } else if (srcHas || md >= 0) {
-      generalIndex[nGeneral++] = i;
+    const action = actions[j]!;
+    if (action === Action.Defer) {
+      deferred.push(pfn, srcMfns[i]!, srcTypes[i]!);
+    } else if (action === Action.General) {
+      comparePfn(c, pfn, srcMfns[i]!, srcTypes[i]!);
+    } else if (action === Action.StampsDiffer || !sameBytes(c, srcMfns[i]!, dstMfns[i]!)) {
+      diffs.add(pfn, 'content', `pfn ${hex(pfn)}: the destination's page differs from the source's`);
     }
   }
-  generalIndex[nGeneral] = CHUNK;
-
-  const { srcStamps, dstStamps, srcMaterialised, dstMaterialised } = s;
-  let stampsKnown = nData > 0;
-  if (stampsKnown) {
-    try {
-      src.tools.frameStampsInto(src.domid, dataSrcMfns, nData, srcStamps, srcMaterialised);
-      dst.tools.frameStampsInto(dst.domid, dataDstMfns, nData, dstStamps, dstMaterialised);
-    } catch (err) {
-      // A frame that is not the domain's: `comparePfn` meets it in pfn order and fails as it always did.
-      if (!(err instanceof PrivilegedError)) throw err;
-      stampsKnown = false;
-    }
-  }
-  // In pfn order: the data pages, with the general ones merged in where they fall.
-  let g = 0;
-  for (let j = 0; j < nData; j++) {
-    const i = dataIndex[j]!;
-    while (generalIndex[g]! < i) comparePfnAt(c, base, generalIndex[g++]!);
-    if (stampsKnown && srcMaterialised[j] === 0 && dstMaterialised[j] === 0) {
-      if (srcStamps[j] !== dstStamps[j]) diffs.add(base + i, 'content', `pfn ${hex(base + i)}: the destination's page differs from the source's`);
-    } else {
-      comparePfnAt(c, base, i);
-    }
-  }
-  while (g < nGeneral) comparePfnAt(c, base, generalIndex[g++]!);
   return nextSpecial;
-}
-
-function comparePfnAt(c: Comparing, base: number, i: number): void {
-  comparePfn(c, base + i, c.scratch.srcMfns[i]!, c.scratch.srcTypes[i]!);
 }
 
 /**
@@ -610,8 +678,7 @@ export function compareGuestP2m(dst: Side & { readonly restorer: Restorer }, lim
   const fpp = PAGE_SIZE / p2m.width;
   const wide = p2m.width === 8;
   for (let x = 0; x * fpp < p2m.p2mSize; x++) {
-    const leaf = p2m.leaves[x]!.elements;
-    const words = new Uint32Array(leaf.buffer, leaf.byteOffset, leaf.byteLength >>> 2);
+    const words = p2m.leafWords[x]!;
     const n = Math.min(fpp, p2m.p2mSize - x * fpp);
     for (let k = 0; k < n; k++) {
       const pfn = x * fpp + k;

@@ -459,6 +459,47 @@ describe('toolstack: the bulk verifier agrees with the per-pfn reference', funct
         }
       });
 
+      it('page tables and p2m frames compared after the other pfns: the same first failure and the lowest differences', () => {
+        const w = world(abi, guest, pages);
+        const free = w.dst.xen.machine.maxPage - 1;
+        const table = w.tables.get(1)![0]!;
+        const leaf = w.p2m.leafPfns[w.p2m.leafPfns.length - 1]!;
+        const below = w.data.filter((p) => p < table);
+        const above = w.data.filter((p) => p > Math.max(table, leaf));
+        // Two unreadable frames: a page table or p2m frame (deferred) and a data page before or after it.
+        for (const [special, data] of [[table, above[0]!], [leaf, above[1]!], ...(below.length > 0 ? [[table, below[0]!]] : [])] as [number, number][]) {
+          w.dst.xen.machine.setM2p(free, special);
+          const other = free - 1;
+          assert.equal(w.dst.xen.machine.ownerOf(other), undefined);
+          w.dst.xen.machine.setM2p(other, data);
+          const o = agree(w.src, withRestorer(w, new Map([[special, free], [data, other]])), { stage: 'final' });
+          assert.ok('error' in o, `pfns ${hex(special)}, ${hex(data)}: ${JSON.stringify(o)}`);
+        }
+        // Differences in page tables and p2m frames (low pfns) and in many data pages after them:
+        // every cap of `first` keeps the lowest pfns, whatever order they were compared in.
+        const { src } = w;
+        const dm = w.dst.xen.machine;
+        for (const pfn of above.slice(2, 30)) dm.setStamp(dstMfn(w, pfn), (dm.stampOf(dstMfn(w, pfn)) ?? 0) ^ 0x5a5a);
+        const t = dm.bytes(dstMfn(w, table));
+        const i = presentEntry(t, 3);
+        poke64(t, i * 8, peek64(t, i * 8) ^ _PAGE_RW);
+        pokeWord(abi, dm.bytes(dstMfn(w, leaf)), 2, BigInt(dstMfn(w, above[40]!)));
+        // Data pages holding real bytes on both sides: equal, one byte changed, and a last-byte change.
+        for (const pfn of above.slice(30, 33)) {
+          src.xen.machine.bytes(srcMfn(w, pfn));
+          dm.bytes(dstMfn(w, pfn));
+        }
+        dm.bytes(dstMfn(w, above[31]!))[7]! ^= 1;
+        dm.bytes(dstMfn(w, above[32]!))[PAGE_SIZE - 1]! ^= 0x80;
+        const full = resultOf(agree(w.src, w.dst, { stage: 'final', limit: 1000 }));
+        assert.ok(full.first.some((d) => d.pfn === table) && full.first.some((d) => d.pfn === leaf), JSON.stringify(full.first));
+        assert.deepEqual(
+          [30, 31, 32].map((n) => full.first.some((d) => d.pfn === above[n])),
+          [false, true, true],
+        );
+        for (const limit of [0, 1, 2, 3, 5, 29]) agree(w.src, w.dst, { stage: 'final', limit });
+      });
+
       it('the resumed guest\'s p2m walk: changed, INVALID and wide entries, extra pfns beyond it', () => {
         const w = world(abi, guest, pages);
         finish(w.src.guest.resume({ xen: w.dst.xen, domid: w.dst.domid }));
