@@ -93,6 +93,14 @@ export class KernelMm {
   private readonly vaMask: bigint;
   private readonly kmapHolds: (number | undefined)[] = [];
   readonly directBase: bigint;
+  /**
+   * Bytes from `directBase` up to where `__va` would wrap or leave the canonical half (0 when the
+   * base is not itself a VA as the guest writes it): below this, a direct-map VA is the base plus
+   * the offset, with no masking, and its masked value is `directMasked` plus the offset, exactly.
+   */
+  private readonly directRoom: number;
+  /** `directBase` masked to the VA width, as a number (exact: below 2^48). */
+  private readonly directMasked: number;
   /** The fixmap slots' VAs, by slot (fixed by the layout). */
   private readonly fixmapVas: bigint[] = [];
 
@@ -104,6 +112,8 @@ export class KernelMm {
     for (let l = 0; l < this.levels; l++) this.tables.push(new Map());
     this.vaMask = ctx.abi.wordSize === 8 ? 0x0000ffffffffffffn : 0xffffffffn;
     this.directBase = ctx.abi.wordSize === 8 ? DIRECT_MAP_BASE_X86_64 : layout.virtBase;
+    this.directMasked = Number(this.directBase & this.vaMask);
+    this.directRoom = this.directBase === this.toVa(this.directBase) ? Number(directSpaceEnd(ctx.abi.wordSize, this.directBase) - this.directBase) : 0;
     if (ctx.abi.wordSize === 4) {
       const room = Number((X86_32_VA_END - layout.virtBase) / PAGE);
       if (layout.lowmemPfns > room) {
@@ -169,7 +179,8 @@ export class KernelMm {
   *ensureTable(level: number, va: bigint): Operation<number> {
     const known = this.tableAt(level, va);
     if (known !== undefined) return known;
-    const parent = yield* this.ensureTable(level + 1, va);
+    // A known parent (the usual case) without a generator for it.
+    const parent = this.tableAt(level + 1, va) ?? (yield* this.ensureTable(level + 1, va));
     if (parent < 0) throw new GuestKernelBug(`level-${level + 1} table for 0x${va.toString(16)} has no known pfn`, -1n);
     const pfn = yield* this.newTablePage(level, undefined, `table L${level} for 0x${va.toString(16)}`);
     yield* this.setEntry(parent, this.entryIndex(level + 1, va), this.upperEntry(level + 1, pfn), `link L${level} pfn ${hex(pfn)} for 0x${va.toString(16)}`);
@@ -267,13 +278,26 @@ export class KernelMm {
   /** `__va(pfn)`: the direct-map address of a lowmem pfn. */
   directVa(pfn: number): bigint {
     if (!this.isLowmem(pfn)) throw new GuestKernelBug(`__va of highmem pfn ${hex(pfn)}`, -22n, pfn);
-    return this.toVa(this.directBase + BigInt(pfn) * PAGE);
+    // One BigInt addition where the sum needs no wrap (every real pfn); the general form otherwise.
+    return this.directOffsetFits(pfn) ? this.directBase + BigInt(pfn * PAGE_SIZE) : this.toVa(this.directBase + BigInt(pfn) * PAGE);
+  }
+
+  /** Whether `pfn`'s direct-map offset lies within `directRoom` (so number arithmetic on it is exact). */
+  private directOffsetFits(pfn: number): boolean {
+    return Number.isInteger(pfn) && pfn >= 0 && pfn * PAGE_SIZE < this.directRoom;
+  }
+
+  /** `tableAt(level, __va(pfn))` for a lowmem pfn, keyed with numbers when the offset fits. */
+  private directTableAt(level: number, pfn: number): number | undefined {
+    if (!this.directOffsetFits(pfn) || level === this.levels) return this.tableAt(level, this.directVa(pfn));
+    return this.tables[level]!.get(Math.floor((this.directMasked + pfn * PAGE_SIZE) / 2 ** (12 + 9 * level)));
   }
 
   /** Maps `mfn` writable at `__va(pfn)` (update_va_mapping), making the PTE page first if needed. */
   *mapDirect(pfn: number, mfn: bigint, label: string): Operation {
     const va = this.directVa(pfn);
-    yield* this.ensureTable(1, va);
+    // No ensureTable generator when the PTE page exists (most calls).
+    if (this.directTableAt(1, pfn) === undefined) yield* this.ensureTable(1, va);
     const rc = this.ctx.hc.updateVaMapping(va, (mfn << 12n) | PTE_KERNEL);
     if (rc !== 0n) throw new GuestKernelBug(`update_va_mapping of __va(pfn ${hex(pfn)}) to mfn ${hex(mfn)}`, rc, pfn);
     this.ctx.pages.setMapped(pfn, true);
@@ -308,6 +332,15 @@ export class KernelMm {
     return this.ctx.abi.wordSize === 8 ? canonicalVa(va & 0x0000ffffffffffffn) : va & 0xffffffffn;
   }
 
+}
+
+/**
+ * Where a direct map at `base` stops being plain addition: the top of a 32-bit space, or of the
+ * canonical half of the 64-bit space holding the base.
+ */
+function directSpaceEnd(wordSize: number, base: bigint): bigint {
+  if (wordSize !== 8) return 1n << 32n;
+  return base >= 1n << 63n ? 1n << 64n : 1n << 47n;
 }
 
 /** Marks the pfns backing fixmap slots as reserved (they are never used as memory). */

@@ -98,6 +98,17 @@ const L1_DISALLOW_LOW = Number(L1_DISALLOW);
 const L1_DISALLOW_PRIVILEGED_LOW = Number(L1_DISALLOW & ~PAGE_CACHE_ATTRS);
 const CACHE_ATTRS_LOW = Number(PAGE_CACHE_ATTRS);
 const L1_INVALID_FRAME_NUMBER = Number(L1_INVALID_FRAME);
+/** FASTPATH_COMPARE's halves, A and D (low word), for L1 updates on 32-bit halves. */
+const FASTPATH_COMPARE_LOW = Number(FASTPATH_COMPARE & 0xffffffffn);
+const FASTPATH_COMPARE_HIGH = Number(FASTPATH_COMPARE >> 32n);
+const ACCESSED_DIRTY_LOW = Number(_PAGE_ACCESSED | _PAGE_DIRTY);
+/** Values up to here convert to a Number exactly. */
+const MAX_SAFE_BIGINT = BigInt(Number.MAX_SAFE_INTEGER);
+/** From here to 2^64 - 1, a 64-bit value read as signed converts to a Number exactly. */
+const TOP_SAFE_START = (1n << 64n) - (1n << 53n);
+const U64_MAX = (1n << 64n) - 1n;
+/** 2^47: the end of the lower canonical half. */
+const LOWER_HALF_END = 1n << 47n;
 
 // ------------------------------------------------------------------------------------------------
 // Domains that own pages
@@ -234,11 +245,6 @@ export function adjustGuestL4e(e: bigint, d: Domain): bigint {
   return present(e) ? e | _PAGE_ACCESSED | (d.isCompat ? 0n : _PAGE_USER) : e;
 }
 
-function l1DisallowMask(d: Domain): bigint {
-  // cache_flush_permitted(): modelled as the control domain.
-  return d.privileged ? L1_DISALLOW & ~PAGE_CACHE_ATTRS : L1_DISALLOW;
-}
-
 function l3DisallowMask(d: Domain): bigint {
   return d.isCompat ? L3_DISALLOW_PAE : BASE_DISALLOW;
 }
@@ -322,14 +328,9 @@ function getPageAndType(pr: Promotion, mfn: number, level: PageType, asPaeXenL2 
 }
 
 /**
- * `get_page_from_l1e(l1e, l1e_owner, pg_owner)` for a present entry: 0 or -errno. The emulator has
- * no MMIO, so the I/O branch always ends in refusal.
+ * `get_page_from_l1e(l1e, l1e_owner, pg_owner)` for a present entry given as its two 32-bit words:
+ * 0 or -errno. The emulator has no MMIO, so the I/O branch always ends in refusal.
  */
-function getPageFromL1e(xen: Xen, pr: Promotion | undefined, e: bigint, l1eOwner: Domain, pgOwner: PageOwner): number {
-  return getPageFromL1eWords(xen, pr, Number(e & 0xffffffffn), Number((e >> 32n) & 0xffffffffn), l1eOwner, pgOwner);
-}
-
-/** `getPageFromL1e` of an entry given as its two 32-bit words (promotion validates 512 at a time). */
 function getPageFromL1eWords(xen: Xen, pr: Promotion | undefined, low: number, high: number, l1eOwner: Domain, pgOwner: PageOwner): number {
   if ((low & (l1eOwner.privileged ? L1_DISALLOW_PRIVILEGED_LOW : L1_DISALLOW_LOW)) !== 0) return -EINVAL;
   const frame = frameOfWords(low, high);
@@ -556,18 +557,43 @@ export interface EntryUpdate {
 /** `mod_l1_entry`: 0 or -errno; the entry is written only on success. */
 export function modL1Entry(u: EntryUpdate): number {
   const { xen, ptOwner } = u;
-  const old = readEntry(xen, u.mfn, u.index);
-  let nl1e = u.value;
-  if (present(nl1e)) {
-    if ((nl1e & l1DisallowMask(ptOwner)) !== 0n) return -EINVAL;
-    nl1e = adjustGuestL1e(nl1e, ptOwner);
+  // On 32-bit halves throughout (the old entry, the new one, Xen's adjustments, the store): every
+  // update_va_mapping comes here, and BigInt arithmetic was most of its cost.
+  const page = xen.machine.bytes(u.mfn);
+  const oldLow = entryLowWord(page, u.index);
+  const oldHigh = entryHighWord(page, u.index);
+  const value = u.value;
+  let low: number;
+  let high: number;
+  if (value >= 0n && value <= MAX_SAFE_BIGINT) {
+    const n = Number(value);
+    low = n >>> 0;
+    high = (n - low) / 2 ** 32;
+  } else {
+    // Two's complement halves, as the store of a BigInt masks them.
+    low = Number(value & 0xffffffffn);
+    high = Number((value >> 32n) & 0xffffffffn);
+  }
+  if ((low & PRESENT_BIT) !== 0) {
+    // L1_DISALLOW_MASK; cache_flush_permitted() is modelled as the control domain.
+    if ((low & (ptOwner.privileged ? L1_DISALLOW_PRIVILEGED_LOW : L1_DISALLOW_LOW)) !== 0) return -EINVAL;
+    if (!ptOwner.isCompat) {
+      // adjustGuestL1e on the halves.
+      if ((low & USER_BIT) === 0) {
+        low |= USER_BIT;
+        high |= GUEST_KERNEL_HIGH_BIT;
+      }
+      if ((high & GUEST_KERNEL_HIGH_BIT) === 0) low |= GLOBAL_BIT | USER_BIT;
+    }
     // Fast path: same frame and attributes as before, nothing to re-validate.
-    if (((old ^ nl1e) & FASTPATH_COMPARE) !== 0n) {
-      const rc = getPageFromL1e(xen, undefined, nl1e, ptOwner, u.pgOwner);
+    if (((oldLow ^ low) & FASTPATH_COMPARE_LOW) !== 0 || ((oldHigh ^ high) & FASTPATH_COMPARE_HIGH) !== 0) {
+      const rc = getPageFromL1eWords(xen, undefined, low >>> 0, high >>> 0, ptOwner, u.pgOwner);
       if (rc !== 0) return rc;
     }
   }
-  writeEntry(xen, u.caller, u.mfn, u.index, old, nl1e, u.preserveAd);
+  // writeEntry on the halves: PRESERVE_AD keeps the A and D bits already there.
+  if (u.preserveAd) low |= oldLow & ACCESSED_DIRTY_LOW;
+  xen.storeWord64Halves(writerFor(u.caller), u.mfn, u.index * 8, low >>> 0, high >>> 0);
   return 0;
 }
 
@@ -699,7 +725,7 @@ export function newUserBaseptr(xen: Xen, d: Domain, frame: bigint): number {
 
 /** x86_64 `__addr_ok`: below 2^47, or at/after HYPERVISOR_VIRT_END (0xFFFF880000000000). */
 export function addrOk(va: bigint): boolean {
-  return va < 1n << 47n || va >= 0xffff880000000000n;
+  return va < LOWER_HALF_END || va >= 0xffff880000000000n;
 }
 
 /**
@@ -712,8 +738,22 @@ export function findGuestL1e(xen: Xen, d: Domain, va: bigint): { mfn: number; in
   const compat = d.isCompat;
   if (compat ? va > 0xffffffffn : !addrOk(va)) return undefined;
   // VA bits 32–63 and 0–31 (two's complement for a negative VA, as BigInt shifts treat it).
-  const vaHigh = compat ? 0 : Number((va >> 32n) & 0xffffffffn);
-  const vaLow = Number(va & 0xffffffffn);
+  let vaHigh: number;
+  let vaLow: number;
+  if (va >= 0n && va <= MAX_SAFE_BIGINT) {
+    // Through one exact Number, without BigInt arithmetic.
+    const n = Number(va);
+    vaLow = n >>> 0;
+    vaHigh = compat ? 0 : (n - vaLow) / 2 ** 32;
+  } else if (va >= TOP_SAFE_START && va <= U64_MAX) {
+    // The kernel's half (every direct-map VA): exact as a negative Number after one BigInt operation.
+    const n = Number(BigInt.asIntN(64, va));
+    vaLow = n >>> 0;
+    vaHigh = compat ? 0 : Math.floor(n / 2 ** 32) >>> 0;
+  } else {
+    vaHigh = compat ? 0 : Number((va >> 32n) & 0xffffffffn);
+    vaLow = Number(va & 0xffffffffn);
+  }
   let mfn = d.baseptrMfn;
   for (let level = compat ? 3 : 4; level >= 2; level--) {
     const index = level === 4 ? (vaHigh >>> 7) & 511 : level === 3 ? (compat ? vaLow >>> 30 : ((vaHigh & 0x7f) << 2) | (vaLow >>> 30)) : (vaLow >>> 21) & 511;

@@ -48,6 +48,8 @@ const RW = 2;
 const ENTRIES_PER_TABLE = PAGE_SIZE / 8;
 /** 2^47: canonical x86_64 VAs, read as signed, lie in [-2^47, 2^47). */
 const CANONICAL_HALF = 2 ** 47;
+/** Values up to here convert to a Number exactly. */
+const MAX_SAFE_BIGINT = BigInt(Number.MAX_SAFE_INTEGER);
 
 /**
  * Index of a VA's entry in its level-`level` table (4: L4 … 1: L1), from the VA's 32-bit halves.
@@ -191,10 +193,32 @@ export class Xen {
   storeWord(writer: Writer, mfn: number, offset: number, value: bigint, width: 4 | 8): void {
     if (offset < 0 || offset + width > PAGE_SIZE) throw new RangeError(`store of ${width} bytes at ${offset} crosses a page`);
     const page = this.machine.bytes(mfn);
+    if (value >= 0n && value <= MAX_SAFE_BIGINT) {
+      // Every page-table entry without NX, every frame number: the halves from one exact Number,
+      // with no BigInt arithmetic (the value is its own asUintN when it fits the width).
+      const n = Number(value);
+      const low = n >>> 0;
+      storeUint32(page, offset, low);
+      if (width === 8) storeUint32(page, offset + 4, (n - low) / 2 ** 32);
+      this.markAndEmit(writer, mfn, offset, width, this.events.active ? (width === 8 || n <= 0xffffffff ? value : BigInt(low)) : undefined);
+      return;
+    }
     // Little-endian, one 32-bit half at a time (masking gives a negative value's two's complement).
     storeUint32(page, offset, Number(value & 0xffffffffn));
     if (width === 8) storeUint32(page, offset + 4, Number((value >> 32n) & 0xffffffffn));
     this.markAndEmit(writer, mfn, offset, width, this.events.active ? BigInt.asUintN(width * 8, value) : undefined);
+  }
+
+  /**
+   * `storeWord` of an 8-byte value given as its 32-bit halves (unsigned): the same store, with a
+   * BigInt made only for an observer of events. Page-table entry updates use it.
+   */
+  storeWord64Halves(writer: Writer, mfn: number, offset: number, low: number, high: number): void {
+    if (offset < 0 || offset + 8 > PAGE_SIZE) throw new RangeError(`store of 8 bytes at ${offset} crosses a page`);
+    const page = this.machine.bytes(mfn);
+    storeUint32(page, offset, low);
+    storeUint32(page, offset + 4, high);
+    this.markAndEmit(writer, mfn, offset, 8, this.events.active ? (high === 0 ? BigInt(low) : (BigInt(high) << 32n) | BigInt(low)) : undefined);
   }
 
   /** Replaces a frame's whole contents with a content stamp (an ordinary data write). */

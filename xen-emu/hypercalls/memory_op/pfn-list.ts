@@ -67,7 +67,7 @@ export class GuestPfnList implements PfnList {
   read(from: bigint, count: number, dst: Uint32Array): number {
     if (count === 0) return 0;
     const width = this.width;
-    const bytes = new Uint8Array(count * width);
+    const bytes = elementBytes(count * width);
     const n = Math.floor(this.reach(this.va(from), bytes.length, false, bytes) / width);
     // Assembled from the bytes rather than viewed (see u32At).
     if (width === 8) {
@@ -89,7 +89,7 @@ export class GuestPfnList implements PfnList {
   write(from: bigint, count: number, src: Uint32Array): boolean {
     if (count === 0) return true;
     const width = this.width;
-    const bytes = new Uint8Array(count * width);
+    const bytes = elementBytes(count * width);
     // Word i of the stored elements: every word for 8-byte elements, the low ones for 4-byte ones.
     const words = width === 8 ? 2 * count : count;
     const step = width === 8 ? 1 : 2;
@@ -102,6 +102,19 @@ export class GuestPfnList implements PfnList {
     }
     return this.xen.copyToGuest(this.dom, this.va(from), bytes);
   }
+}
+
+/**
+ * Byte buffers for elements in transit, reused by every call (a hypercall handler never runs inside
+ * another; a store copies the bytes): views by length, made once each. Callers fill every byte
+ * they use.
+ */
+const elementBytesScratch = new Uint8Array(2 * PAGE_SIZE);
+const elementBytesViews: (Uint8Array | undefined)[] = [];
+
+function elementBytes(length: number): Uint8Array {
+  if (length > elementBytesScratch.length) return new Uint8Array(length);
+  return (elementBytesViews[length] ??= elementBytesScratch.subarray(0, length));
 }
 
 /**

@@ -43,6 +43,20 @@ import { GuestPfnList, XlatPfnList, storeElements, type PfnList } from './pfn-li
 const MAX_NR_EXTENTS = 0xffffffff >>> MEMOP_EXTENT_SHIFT;
 /** Elements handled per pass over a guest array (bounds temporary memory, not behaviour). */
 const CHUNK = 1024;
+
+/**
+ * One chunk's element words and allocated frames, reused by every call (a hypercall handler never
+ * runs inside another): new arrays per call were a large part of a one-extent balloon operation.
+ */
+const chunkWordsScratch = new Uint32Array(2 * CHUNK);
+const chunkMfnsScratch = new Float64Array(CHUNK);
+/** Views of the scratch words by element count, made once each (most calls have one extent). */
+const chunkWordsViews: (Uint32Array | undefined)[] = [];
+
+/** Zeroed words for `count` (<= CHUNK) elements, as a new Uint32Array(2 * count) would be. */
+function chunkWords(count: number): Uint32Array {
+  return (chunkWordsViews[count] ??= chunkWordsScratch.subarray(0, 2 * count)).fill(0);
+}
 /** `COMPAT_ARG_XLAT_SIZE` (two pages) less the native struct: xen_pfn_t slots per compat batch. */
 const COMPAT_BATCH = (2 * 4096 - xen_memory_reservation.sizeOf(X86_64)) / 8;
 
@@ -145,7 +159,7 @@ function increaseReservation(a: MemopArgs, nrDone: number): number {
   while (i < nrExtents) {
     const count = Math.min(CHUNK, nrExtents - i);
     const writable = array.isNull ? count : array.list.writable(BigInt(i), count);
-    const mfns = new Uint32Array(2 * count);
+    const mfns = chunkWords(count);
     let k = 0;
     let faulted = false;
     for (; k < count; k++) {
@@ -180,7 +194,7 @@ function decreaseReservation(a: MemopArgs, nrDone: number): number {
   let i = nrDone;
   while (i < nrExtents) {
     const count = Math.min(CHUNK, nrExtents - i);
-    const gmfns = new Uint32Array(2 * count);
+    const gmfns = chunkWords(count);
     const readable = array.list.read(BigInt(i), count, gmfns);
     for (let k = 0; k < readable; k++, i++) {
       const lo = gmfns[2 * k]!;
@@ -220,14 +234,14 @@ function populatePhysmap(a: MemopArgs, nrDone: number): number {
   const pages = 2 ** order;
   // Made only when the bulk step leaves extents to the per-extent loop.
   let alloc: (() => number | undefined) | undefined;
-  const bulkMfns = order === 0 && !pod && !xen.events.active ? new Float64Array(Math.min(CHUNK, nrExtents - nrDone)) : undefined;
+  const bulkMfns = order === 0 && !pod && !xen.events.active ? chunkMfnsScratch : undefined;
   const limit = allocationLimit(xen, d, a.policy);
   const noSuchNode = requestsMissingNode(a.policy);
 
   let i = nrDone;
   while (i < nrExtents) {
     const count = Math.min(CHUNK, nrExtents - i);
-    const words = new Uint32Array(2 * count);
+    const words = chunkWords(count);
     const readable = array.list.read(BigInt(i), count, words);
     if (pod) {
       if (d === ctx.dom) return i;
