@@ -19,10 +19,8 @@ import {
   _PAGE_GLOBAL,
   _PAGE_NX,
   _PAGE_PCD,
-  _PAGE_PRESENT,
   _PAGE_PSE,
   _PAGE_PWT,
-  _PAGE_RW,
   _PAGE_USER,
   type GuestAbi,
 } from '../../abi/index.js';
@@ -31,14 +29,11 @@ import { PageType } from '../../xen-emu/machine.js';
 import { _PAGE_GUEST_KERNEL, modL1Entry, pinTable } from '../../xen-emu/pagetable.js';
 import { Xen } from '../../xen-emu/xen.js';
 import { PvGuest } from '../../guest-emu/guest.js';
+import { entry, l1Targets } from './support/l1-fixture.js';
 import { startInfoFlagsFor } from '../../guest-emu/variants.js';
 
 const U64 = (1n << 64n) - 1n;
 
-function entry(xen: Xen, mfn: number, index: number): bigint {
-  const page = xen.machine.bytes(mfn);
-  return new DataView(page.buffer, page.byteOffset, PAGE_SIZE).getBigUint64(index * 8, true);
-}
 
 function bootedGuest(abi: GuestAbi): { xen: Xen; g: PvGuest } {
   const xen = new Xen({ maxPage: 1 << 15 });
@@ -51,16 +46,8 @@ describe('xen-emu: L1 entry updates and word stores on 32-bit halves agree with 
   for (const abi of [X86_32, X86_64]) {
     it(`${abi.name}: modL1Entry's rc, stored entry and store event match the BigInt reference`, () => {
       const { xen, g } = bootedGuest(abi);
-      const dom = g.binding.dom;
       const m = xen.machine;
-      const own = (pfn: number): bigint => g.mfnOf(pfn);
-      const peer = buildDomain(xen, { abi: X86_64, memoryPages: 1100, maxPages: 1100 });
-      let freeMfn = 0;
-      while (m.ownerOf(freeMfn) !== undefined) freeMfn++;
-      const pte = (mfn: bigint, flags: bigint): bigint => (mfn << 12n) | flags;
-      const P = _PAGE_PRESENT;
-      const PRW = _PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED;
-      const pinnedL1 = own(g.list.ptePfn.find((p) => p >= 0)!);
+      const { dom, own, peer, freeMfn, pinnedL1, pte, P, PRW } = l1Targets(xen, g);
       // [new value, expected rc when validated]
       const cases: [bigint, number][] = [
         [0n, 0],

@@ -18,10 +18,8 @@ import {
   _PAGE_GLOBAL,
   _PAGE_NX,
   _PAGE_PCD,
-  _PAGE_PRESENT,
   _PAGE_PSE,
   _PAGE_PWT,
-  _PAGE_RW,
   _PAGE_USER,
   type GuestAbi,
 } from '../../abi/index.js';
@@ -31,16 +29,13 @@ import { PageType } from '../../xen-emu/machine.js';
 import { PAE_XEN_L2_FIRST_SLOT, _PAGE_GUEST_KERNEL, addrOk, findGuestL1e, pinTable } from '../../xen-emu/pagetable.js';
 import { Xen, type Translation } from '../../xen-emu/xen.js';
 import { PvGuest } from '../../guest-emu/guest.js';
+import { entry, l1Targets } from './support/l1-fixture.js';
 import { startInfoFlagsFor } from '../../guest-emu/variants.js';
 import { Rng } from '../../xen-emu/rng.js';
 
 const ABIS: readonly GuestAbi[] = [X86_32, X86_64];
 const FRAME_MASK = 0x000ffffffffff000n;
 
-function entry(xen: Xen, mfn: number, index: number): bigint {
-  const page = xen.machine.bytes(mfn);
-  return new DataView(page.buffer, page.byteOffset, PAGE_SIZE).getBigUint64(index * 8, true);
-}
 
 /** The walk as it was written with BigInt shifts and entries (the reference). */
 function referenceTranslate(xen: Xen, dom: Domain, va: bigint, write: boolean): Translation | undefined {
@@ -148,16 +143,8 @@ describe('xen-emu: number-based walks and promotion agree with the BigInt refere
 
     it(`${abi.name}: pinning an L1 of mixed entries gives the reference's rc and adjusted entries`, () => {
       const { xen, g } = bootedGuest(abi);
-      const dom = g.binding.dom;
       const m = xen.machine;
-      const own = (pfn: number): bigint => g.mfnOf(pfn);
-      const peer = buildDomain(xen, { abi: X86_64, memoryPages: 1100, maxPages: 1100 });
-      let freeMfn = 0;
-      while (m.ownerOf(freeMfn) !== undefined) freeMfn++;
-      const pte = (mfn: bigint, flags: bigint): bigint => (mfn << 12n) | flags;
-      const P = _PAGE_PRESENT;
-      const PRW = _PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED;
-      const pinnedL1 = own(g.list.ptePfn.find((p) => p >= 0)!);
+      const { dom, own, peer, freeMfn, pinnedL1, pte, P, PRW } = l1Targets(xen, g);
       const good: bigint[] = [
         0n,
         pte(own(4000), PRW),
