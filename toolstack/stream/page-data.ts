@@ -270,9 +270,13 @@ export class PageDataColumns {
  * a spread copy (`{ ...rec }`) is a plain record with its entries; `columns` is not enumerable, so
  * a copy with other entries (`{ ...rec, entries }`) cannot carry columns that disagree with them.
  */
+// `entries` is declared by merging this interface into the class rather than with a `declare`
+// field, which the coverage instrumenter's TypeScript transform refuses.
+interface ColumnarPageDataRecord {
+  readonly entries: readonly PageDataEntry[];
+}
 class ColumnarPageDataRecord implements PageDataRecord {
   readonly type = REC_TYPE_PAGE_DATA;
-  declare readonly entries: readonly PageDataEntry[];
   readonly #columns: PageDataColumns;
 
   constructor(columns: PageDataColumns) {

@@ -89,8 +89,10 @@ describe(`BTF reader fuzzing (seed ${seed})`, function () {
             const started = performance.now();
             const outcome = loadAndCheck(mutate(base, edits));
             outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+            // A hang guard, not a speed target (those live in the benchmarks): generous enough for
+            // a loaded machine under coverage instrumentation, far below the test's timeout.
             const ms = performance.now() - started;
-            if (ms > 500) throw new Error(`took ${ms.toFixed(0)} ms`);
+            if (ms > 5000) throw new Error(`took ${ms.toFixed(0)} ms`);
           }),
           { seed, numRuns: runs },
         );
