@@ -91,6 +91,8 @@ export interface RestoreStats {
 }
 
 export class Restorer implements RecordSink {
+  /** PAGE_DATA columns are applied before record() returns, or copied while a checkpoint is buffered. */
+  readonly retainsPageData = false;
   readonly abi: GuestAbi;
   private readonly width: 4 | 8;
   private readonly fpp: number;
@@ -208,8 +210,10 @@ export class Restorer implements RecordSink {
       this.completeRestore();
       return;
     }
-    if (this.buffered) this.buffered.push(rec);
-    else this.apply(rec);
+    if (!this.buffered) this.apply(rec);
+    // The sender reuses columns once record() returns (retainsPageData): a buffered copy keeps them.
+    else if (rec.type === REC_TYPE_PAGE_DATA && rec.columns !== undefined) this.buffered.push(rec.columns.copy().record());
+    else this.buffered.push(rec);
   }
 
   private apply(rec: StreamRecord): void {

@@ -153,21 +153,58 @@ interface BitmapCursor {
 /**
  * Memory for the records' columns and pages, carved from large buffers: one allocation per
  * COLUMN_ARENA_BYTES rather than one per batch and per page (each a zeroed external buffer).
- * Carved pieces are never reused, so a record a sink keeps stays as it was written.
+ * While the sink may keep records (`RecordSink.retainsPageData`), carved pieces are never reused,
+ * so a record it keeps stays as it was written; when it does not, `rewind` before each record
+ * reuses the same buffers, so a pass touches no fresh memory per pfn.
  */
 class ColumnArena {
-  private buffer = new ArrayBuffer(0);
+  /** The buffers carved so far: only the last while pieces are never reused, every one otherwise. */
+  private buffers: ArrayBuffer[] = [];
+  private current = -1;
   private used = 0;
+  private reusing = false;
 
-  /** `bytes` bytes (a multiple of 8) of zeroed memory, 8-aligned. */
+  /** Starts carving again from the first buffer; the pieces handed out before must be dead. */
+  rewind(): void {
+    this.reusing = true;
+    this.current = this.buffers.length > 0 ? 0 : -1;
+    this.used = 0;
+  }
+
+  /** Stops reusing: the pieces handed out from now on are never handed out again. */
+  keepPieces(): void {
+    if (!this.reusing) return;
+    this.reusing = false;
+    // Forget every buffer: pieces already carved from them may be reused no more.
+    this.buffers = [];
+    this.current = -1;
+    this.used = 0;
+  }
+
+  /** `bytes` bytes (a multiple of 8), 8-aligned: zeroed unless reused since `rewind`. */
   take(bytes: number): { buffer: ArrayBuffer; offset: number } {
-    if (this.used + bytes > this.buffer.byteLength) {
-      this.buffer = new ArrayBuffer(Math.max(COLUMN_ARENA_BYTES, bytes));
+    let buffer = this.current >= 0 ? this.buffers[this.current]! : undefined;
+    if (buffer === undefined || this.used + bytes > buffer.byteLength) {
+      const next = this.reusing ? this.buffers[this.current + 1] : undefined;
+      if (next !== undefined && bytes <= next.byteLength) {
+        buffer = next;
+        this.current++;
+      } else {
+        buffer = new ArrayBuffer(Math.max(COLUMN_ARENA_BYTES, bytes));
+        if (this.reusing) {
+          // In place of a too small successor, or at the end.
+          this.current++;
+          this.buffers[this.current] = buffer;
+        } else {
+          this.buffers = [buffer];
+          this.current = 0;
+        }
+      }
       this.used = 0;
     }
     const offset = this.used;
     this.used += bytes;
-    return { buffer: this.buffer, offset };
+    return { buffer, offset };
   }
 }
 
@@ -589,11 +626,16 @@ export class Saver {
    */
   private writeBatch(batchPfns: Float64Array, n: number, final: boolean): number {
     const { mfns, frameTypes, m2ps, frameStamps, materialised, bytesIndex } = this.batchScratch(n);
-    // The record's columns: never reused, as the channel may keep them (Remus buffering).
+    // The record's columns and normalised tables: reused record after record when the sink lets go
+    // of them in record(), else never (a sink may keep them).
+    if (this.writer.sink.retainsPageData === false) this.arena.rewind();
+    else this.arena.keepPieces();
     const { buffer, offset } = this.arena.take(16 * n);
     const pfns = new Float64Array(buffer, offset, n);
     const types = new Uint32Array(buffer, offset + 8 * n, n);
     const stamps = new Uint32Array(buffer, offset + 12 * n, n);
+    // Only data pages' stamps are set below; the rest read 0, as in fresh memory.
+    stamps.fill(0);
     let bytes: Map<number, Uint8Array> | undefined;
 
     // Each pfn's mfn through the mapped p2m (mfnOf, inline), INVALID when it has none.

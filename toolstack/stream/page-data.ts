@@ -259,6 +259,13 @@ export class PageDataColumns {
     return new PageDataColumns(this.pfns.subarray(from, to), this.types.subarray(from, to), this.stamps.subarray(from, to), bytes);
   }
 
+  /** The same columns in memory of their own, pages of bytes included (for a sink that keeps them). */
+  copy(): PageDataColumns {
+    const bytes = new Map<number, Uint8Array>();
+    for (const i of this.bytesIndexes) bytes.set(i, this.bytes.get(i)!.slice());
+    return new PageDataColumns(this.pfns.slice(), this.types.slice(), this.stamps.slice(), bytes);
+  }
+
   /** A PAGE_DATA record carrying these columns. */
   record(): PageDataRecord {
     return new ColumnarPageDataRecord(this);

@@ -30,9 +30,16 @@ export interface RecordSink {
    * One record that passed the format checks and the restore rules. `offset` is its stream offset
    * (notional for an in-process stream). Page contents may alias memory the sender will change; a
    * sink that keeps them past this call must copy (see `snapshotRecord`). PAGE_DATA columns are
-   * the exception: they never change once written.
+   * the exception: they never change once written, unless the sink declares `retainsPageData:
+   * false`.
    */
   record(rec: StreamRecord, offset: number): void;
+  /**
+   * `false` when the sink is done with a PAGE_DATA record's columns (and their pages of bytes)
+   * once `record()` returns, so the sender may reuse their memory for the next record; absent or
+   * `true` when it may keep them. Saves fresh memory (page faults, garbage) per pfn sent.
+   */
+  readonly retainsPageData?: boolean;
   /** Waits out backpressure, if the sink has any. */
   drain?(): Promise<void>;
 }
@@ -52,7 +59,8 @@ export function encodeHeaders(image: ImageHeader, domain: DomainHeader): Uint8Ar
  */
 export function snapshotRecord(rec: StreamRecord): StreamRecord {
   if (rec.type === REC_TYPE_PAGE_DATA) {
-    // Columns, pages of bytes included, are immutable once written (`StreamWriter.pageDataColumns`).
+    // Columns, pages of bytes included, are immutable once written (`StreamWriter.pageDataColumns`)
+    // for a sink that may keep them (`retainsPageData`).
     if (rec.columns !== undefined) return rec;
     // Stamps are values: a record of stamps (the in-process common case) is kept as it is.
     if (!rec.entries.some((e) => e.content !== undefined && 'bytes' in e.content)) return rec;
@@ -65,6 +73,9 @@ export function snapshotRecord(rec: StreamRecord): StreamRecord {
 
 /** Encodes to a real libxc stream. */
 export class EncodingSink implements RecordSink {
+  /** Each record is encoded into fresh bytes before `record()` returns. */
+  readonly retainsPageData = false;
+
   constructor(readonly output: ByteOutput) {}
 
   headers(image: ImageHeader, domain: DomainHeader): void {
@@ -84,6 +95,11 @@ export class EncodingSink implements RecordSink {
 export class InProcessChannel implements RecordSink {
   constructor(readonly consumer: RecordSink) {}
 
+  /** The consumer's: the channel hands columns on as they are. */
+  get retainsPageData(): boolean {
+    return this.consumer.retainsPageData !== false;
+  }
+
   headers(image: ImageHeader, domain: DomainHeader): void {
     this.consumer.headers(image, domain);
   }
@@ -99,6 +115,7 @@ export class InProcessChannel implements RecordSink {
 
 /** Keeps every record (snapshotted) with its offset. */
 export class RecordCollector implements RecordSink {
+  readonly retainsPageData = true;
   image: ImageHeader | undefined;
   domain: DomainHeader | undefined;
   readonly records: { readonly record: StreamRecord; readonly offset: number }[] = [];
@@ -119,6 +136,11 @@ export class TeeSink implements RecordSink {
 
   constructor(...sinks: RecordSink[]) {
     this.sinks = sinks;
+  }
+
+  /** Whether any member may keep columns. */
+  get retainsPageData(): boolean {
+    return this.sinks.some((s) => s.retainsPageData !== false);
   }
 
   headers(image: ImageHeader, domain: DomainHeader): void {

@@ -160,7 +160,8 @@ export class StreamWriter {
   /**
    * `pageData` for pfns in columns (the in-process saver's form): the same records, checks and
    * errors, without an object per pfn. The columns and their pages of bytes must not change once
-   * written: sinks keep them as they are (unlike entries' pages, which they copy).
+   * written (sinks keep them as they are, unlike entries' pages, which they copy), unless the sink
+   * declares `retainsPageData: false`: then the caller may reuse their memory after this returns.
    */
   pageDataColumns(columns: PageDataColumns): number {
     if (columns.count === 0) {
