@@ -169,6 +169,7 @@ class Scratch {
   /** The chunk's pfns that need more than their bits set (index in the chunk), and what (`Action`). */
   readonly actionIndex = new Uint32Array(CHUNK);
   readonly actions = new Uint8Array(CHUNK);
+  actionCount = 0;
   /** One p2m frame's entries as frames, and those frames' m2p, per side (`compareP2mFrame`). */
   readonly frameMfns = new Float64Array(PAGE_SIZE / 4);
   readonly frameSrcPfns = new Uint32Array(PAGE_SIZE / 4);
@@ -277,6 +278,21 @@ function p2mFrameShownSame(c: Comparing, pfn: number, ms: number, md: number): b
   const fpp = PAGE_SIZE / c.width;
   const wide = c.width === 8;
   const p2mSize = c.srcP2m.p2mSize;
+  if (allMappedOnBoth(c, x * fpp, fpp)) {
+    // Every entry's pfn is mapped on both sides (so no source entry is INVALID, nor is the
+    // restorer's frame of any of them): each destination entry need only be the restorer's frame.
+    // A destination INVALID (2^64 - 1 or 2^32 - 1) is never a frame the restorer holds.
+    if (wide) {
+      for (let k = 0, q = x * fpp; k < fpp; k++, q++) {
+        if (restorer.mfnOf(q) !== dstWords[2 * k + 1]! * 2 ** 32 + dstWords[2 * k]!) return false;
+      }
+    } else {
+      for (let k = 0, q = x * fpp; k < fpp; k++, q++) {
+        if (restorer.mfnOf(q) !== dstWords[k]!) return false;
+      }
+    }
+    return true;
+  }
   for (let k = 0, q = x * fpp; k < fpp; k++, q++) {
     let srcInvalid: boolean;
     let dstInvalid: boolean;
@@ -300,6 +316,18 @@ function p2mFrameShownSame(c: Comparing, pfn: number, ms: number, md: number): b
     if (q >= p2mSize || (srcMapped[q >>> 5]! & dstMapped[q >>> 5]! & (1 << (q & 31))) === 0 || restorer.mfnOf(q) !== dstEntry) return false;
   }
   return true;
+}
+
+/**
+ * Whether pfns [first, first + count) (`first` and `count` multiples of 32) are all below the p2m's
+ * size and have both their `srcMapped` and `dstMapped` bits: checked a 32-bit word at a time.
+ */
+function allMappedOnBoth(c: Comparing, first: number, count: number): boolean {
+  if (first + count > c.srcP2m.p2mSize) return false;
+  const { srcMapped, dstMapped } = c;
+  let all = -1;
+  for (let w = first >>> 5, stop = (first + count) >>> 5; w < stop; w++) all &= srcMapped[w]! & dstMapped[w]!;
+  return all === -1;
 }
 
 /**
@@ -597,7 +625,7 @@ const enum Action {
  * returns the same for the next chunk.
  */
 function compareChunk(c: Comparing, base: number, count: number, nextSpecial: number): number {
-  const { src, dst, diffs, special, srcMapped, dstMapped, deferred, startInfoPfn, scratch: s } = c;
+  const { src, dst, diffs, deferred, scratch: s } = c;
   const { srcMfns, srcTypes, srcM2p, srcStamps, srcMaterialised, dstMfns, dstTypes, dstM2p, dstStamps, dstMaterialised } = s;
   gatherChunk(c, base, count);
   src.tools.frameInfoInto(src.domid, srcMfns, count, srcTypes, srcM2p, srcStamps, srcMaterialised);
@@ -610,8 +638,35 @@ function compareChunk(c: Comparing, base: number, count: number, nextSpecial: nu
     dst.tools.m2pInto(dstMfns, count, dstM2p);
     dstKnown = false;
   }
+  nextSpecial = classifyChunk(c, base, count, nextSpecial, dstKnown);
+  const { actionIndex, actions, actionCount: n } = s;
+  for (let j = 0; j < n; j++) {
+    const i = actionIndex[j]!;
+    const pfn = base + i;
+    const action = actions[j]!;
+    if (action === Action.Defer) {
+      deferred.push(pfn, srcMfns[i]!, srcTypes[i]!);
+    } else if (action === Action.General) {
+      comparePfn(c, pfn, srcMfns[i]!, srcTypes[i]!);
+    } else if (action === Action.StampsDiffer || !sameBytes(c, srcMfns[i]!, dstMfns[i]!)) {
+      diffs.add(pfn, 'content', `pfn ${hex(pfn)}: the destination's page differs from the source's`);
+    }
+  }
+  return nextSpecial;
+}
+
+/**
+ * The classifying loop of `compareChunk` (kept apart and call-free so it compiles tight): sets the
+ * chunk's `srcMapped` and `dstMapped` bits, lists what needs more into `actionIndex`/`actions`
+ * (`actionCount` of them) and returns the next `nextSpecial`.
+ */
+function classifyChunk(c: Comparing, base: number, count: number, nextSpecial: number, dstKnown: boolean): number {
+  const { special, srcMapped, dstMapped, startInfoPfn, scratch: s } = c;
+  const { srcMfns, srcTypes, srcM2p, srcStamps, srcMaterialised, dstMfns, dstTypes, dstM2p, dstStamps, dstMaterialised } = s;
   const { actionIndex, actions } = s;
   let n = 0;
+  // The next p2m frame or start_info pfn: every pfn below it is neither.
+  let nextSpecialPfn = special[nextSpecial]!;
   // 32 pfns at a time (a chunk starts at a multiple of 32): their bits are gathered in registers.
   for (let group = 0; group < count; group += 32) {
     const stop = Math.min(count, group + 32);
@@ -626,10 +681,25 @@ function compareChunk(c: Comparing, base: number, count: number, nextSpecial: nu
       const dstMaps = md >= 0 && dstM2p[i] === pfn;
       if (srcMaps) srcBits |= 1 << (i & 31);
       if (dstMaps) dstBits |= 1 << (i & 31);
+      // The common case first: the same stamp of a plain data page on both sides (what the
+      // classification below ends in `continue` for, with no special pfn to step over).
+      if (
+        srcMaps &&
+        dstMaps &&
+        pfn < nextSpecialPfn &&
+        (type & XEN_DOMCTL_PFINFO_LTABTYPE_MASK) === 0 &&
+        dstKnown &&
+        dstTypes[i] !== XEN_DOMCTL_PFINFO_XTAB &&
+        (srcMaterialised[i]! | dstMaterialised[i]!) === 0 &&
+        srcStamps[i] === dstStamps[i]
+      ) {
+        continue;
+      }
       const srcHas = srcMaps && type !== XEN_DOMCTL_PFINFO_XTAB;
       if (!srcHas && md < 0) continue;
       let isSpecial = false;
       while (special[nextSpecial]! <= pfn) isSpecial ||= special[nextSpecial++] === pfn;
+      nextSpecialPfn = special[nextSpecial]!;
       let action = Action.General;
       if (srcHas && dstMaps) {
         if ((type & XEN_DOMCTL_PFINFO_LTABTYPE_MASK) !== 0 || (isSpecial && pfn !== startInfoPfn)) {
@@ -650,18 +720,7 @@ function compareChunk(c: Comparing, base: number, count: number, nextSpecial: nu
     srcMapped[(base + group) >>> 5] |= srcBits;
     dstMapped[(base + group) >>> 5] |= dstBits;
   }
-  for (let j = 0; j < n; j++) {
-    const i = actionIndex[j]!;
-    const pfn = base + i;
-    const action = actions[j]!;
-    if (action === Action.Defer) {
-      deferred.push(pfn, srcMfns[i]!, srcTypes[i]!);
-    } else if (action === Action.General) {
-      comparePfn(c, pfn, srcMfns[i]!, srcTypes[i]!);
-    } else if (action === Action.StampsDiffer || !sameBytes(c, srcMfns[i]!, dstMfns[i]!)) {
-      diffs.add(pfn, 'content', `pfn ${hex(pfn)}: the destination's page differs from the source's`);
-    }
-  }
+  s.actionCount = n;
   return nextSpecial;
 }
 

@@ -500,6 +500,46 @@ describe('toolstack: the bulk verifier agrees with the per-pfn reference', funct
         for (const limit of [0, 1, 2, 3, 5, 29]) agree(w.src, w.dst, { stage: 'final', limit });
       });
 
+      it('a destination domain that no longer exists fails as before', () => {
+        const w = world(abi, guest, pages);
+        const frames = w.data.map((pfn) => [pfn, dstMfn(w, pfn)] as const);
+        w.dst.tools.destroyDomain(w.dst.domid);
+        // Freed frames lose their m2p: a verdict of m2p differences, the same from both.
+        assert.ok('result' in agree(w.src, w.dst, { stage: 'final' }));
+        // With the m2p left as it was, only the domain is gone: the same error from both.
+        for (const [pfn, mfn] of frames) w.dst.xen.machine.setM2p(mfn, pfn);
+        const o = agree(w.src, w.dst, { stage: 'final' });
+        assert.ok('error' in o, JSON.stringify(o));
+      });
+
+      it('p2m frames whose every pfn is mapped on both sides: one changed entry anywhere in the frame is found', () => {
+        const w = world(abi, guest, pages);
+        const fpp = PAGE_SIZE / abi.wordSize;
+        const leafPfns = w.p2m.leafPfns;
+        // A leaf wholly inside the p2m, all of whose pfns are populated on the source.
+        const x = leafPfns.findIndex((_, i) => (i + 1) * fpp <= w.p2m.p2mSize && Array.from({ length: fpp }, (_, k) => w.p2m.entry(i * fpp + k)).every((e) => e !== TOOLS_INVALID_MFN));
+        assert.ok(x >= 0, 'a fully populated leaf');
+        const frame = w.dst.xen.machine.bytes(dstMfn(w, leafPfns[x]!));
+        const entryOf = (k: number): bigint => BigInt(dstMfn(w, x * fpp + k));
+        const invalid = abi.wordSize === 8 ? TOOLS_INVALID_MFN : 0xffffffffn;
+        const changes: [number, bigint][] = [
+          [0, invalid],
+          [fpp - 1, invalid],
+          [fpp >> 1, entryOf(fpp >> 1) + (abi.wordSize === 8 ? 1n << 32n : 1n)],
+          [7, entryOf(8)],
+          [fpp - 2, abi.wordSize === 8 ? 1n << 52n : 0xfffffffen],
+        ];
+        assert.equal(resultOf(agree(w.src, w.dst, { stage: 'final' })).differing, 0);
+        for (const [k, value] of changes) {
+          const before = entryOf(k);
+          pokeWord(abi, frame, k, value);
+          const r = resultOf(agree(w.src, w.dst, { stage: 'final' }));
+          assert.deepEqual(r.first.map((d) => d.pfn), [leafPfns[x]!], `entry ${k}: ${JSON.stringify(r)}`);
+          pokeWord(abi, frame, k, before);
+        }
+        assert.equal(resultOf(agree(w.src, w.dst, { stage: 'final' })).differing, 0);
+      });
+
       it('the resumed guest\'s p2m walk: changed, INVALID and wide entries, extra pfns beyond it', () => {
         const w = world(abi, guest, pages);
         finish(w.src.guest.resume({ xen: w.dst.xen, domid: w.dst.domid }));
