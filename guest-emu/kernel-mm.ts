@@ -181,9 +181,11 @@ export class KernelMm {
     if (known !== undefined) return known;
     // A known parent (the usual case) without a generator for it.
     const parent = this.tableAt(level + 1, va) ?? (yield* this.ensureTable(level + 1, va));
-    if (parent < 0) throw new GuestKernelBug(`level-${level + 1} table for 0x${va.toString(16)} has no known pfn`, -1n);
-    const pfn = yield* this.newTablePage(level, undefined, `table L${level} for 0x${va.toString(16)}`);
-    yield* this.setEntry(parent, this.entryIndex(level + 1, va), this.upperEntry(level + 1, pfn), `link L${level} pfn ${hex(pfn)} for 0x${va.toString(16)}`);
+    // The VA's hex, for two labels: one BigInt formatting instead of two.
+    const vaHex = va.toString(16);
+    if (parent < 0) throw new GuestKernelBug(`level-${level + 1} table for 0x${vaHex} has no known pfn`, -1n);
+    const pfn = yield* this.newTablePage(level, undefined, `table L${level} for 0x${vaHex}`);
+    yield* this.setEntry(parent, this.entryIndex(level + 1, va), this.upperEntry(level + 1, pfn), `link L${level} pfn ${hex(pfn)} for 0x${vaHex}`);
     this.tables[level]!.set(this.key(level, va), pfn);
     return pfn;
   }

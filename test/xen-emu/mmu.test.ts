@@ -807,5 +807,18 @@ for (const abi of [X86_32, X86_64]) {
       expect(updateVaMapping(g, remapVa(g), pte(mfnOf(g, FREE_PFN + 1), P_RW_A), UVMF_TLB_FLUSH | unmapped)).to.equal(neg(EFAULT));
       expect(g.xen.translate(g.dom, remapVa(g), false)?.mfn).to.equal(mfnOf(g, FREE_PFN + 1));
     });
+
+    it('flags 0 (the early return) and flush type NONE with a faulting bitmap agree: written, 0, the bitmap never read', () => {
+      const g = world(abi);
+      const unmapped = g.b.virtBase + BigInt(g.b.bootstrapPfns) * PAGE;
+      for (const [flags, pfn] of [[UVMF_NONE, FREE_PFN], [UVMF_NONE | unmapped, FREE_PFN + 1]] as const) {
+        expect(updateVaMapping(g, remapVa(g), pte(mfnOf(g, pfn), P_RW_A), flags), `flags 0x${flags.toString(16)}`).to.equal(0n);
+        expect(g.xen.translate(g.dom, remapVa(g), false)?.mfn).to.equal(mfnOf(g, pfn));
+      }
+      // The entry check answers before the flags are looked at: the same answer with either form.
+      for (const flags of [UVMF_NONE, UVMF_NONE | unmapped]) {
+        expect(updateVaMapping(g, remapVa(g), pte(mfnOf(g, FREE_PFN), P_RW_A) | (1n << 7n), flags)).to.equal(updateVaMapping(g, remapVa(g), pte(mfnOf(g, FREE_PFN), P_RW_A) | (1n << 7n), UVMF_INVLPG));
+      }
+    });
   });
 }

@@ -26,6 +26,8 @@ export function do_update_va_mapping(ctx: HypercallContext, args: readonly bigin
   if (!l1 || !frameOwnedBy(xen, l1.mfn, dom) || xen.machine.pageType(l1.mfn) !== PageType.L1) return BigInt(-EINVAL);
   const rc = modL1Entry({ xen, caller: dom, ptOwner: dom, pgOwner: dom, mfn: l1.mfn, index: l1.index, value: val, preserveAd: false });
   if (rc !== 0) return BigInt(rc);
+  // UVMF_NONE with no bitmap (what the guest kernel passes): nothing to flush or read.
+  if (flags === 0n) return 0n;
 
   const flushType = flags & UVMF_FLUSHTYPE_MASK;
   if (flushType === UVMF_TLB_FLUSH || flushType === UVMF_INVLPG) {
