@@ -118,6 +118,11 @@ class PageSlabs {
     this.reusable.push(slot);
   });
 
+  /** Slots whose old view was collected and that wait for reuse. */
+  get reusableSlots(): number {
+    return this.reusable.length;
+  }
+
   /** A zero-filled page of its own. */
   take(): Uint8Array {
     const slot = this.reusable.pop();
@@ -626,6 +631,14 @@ export class Machine {
   /** Frames in the reuse stack of the free pool (frames never allocated are not listed). */
   *freePool(): Generator<number> {
     for (let i = 0; i < this.freedCount; i++) yield this.freed[i]!;
+  }
+
+  /**
+   * Page slots of dropped bytes that the garbage collector has released and that the next
+   * materialised frames will reuse (slots still held by someone are not counted).
+   */
+  get reusablePageSlots(): number {
+    return this.pageSlabs.reusableSlots;
   }
 
   /** Host memory used by metadata and materialised pages, in bytes (for scale notes). */
