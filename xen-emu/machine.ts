@@ -26,7 +26,7 @@ export const enum PageType {
   L3 = 3,
   L4 = 4,
 }
-/** Bits of an info byte (see `metadataInto`). */
+/** Bits of an info byte (see `ownedFramesInto`). */
 export const TYPE_MASK = 0x07;
 /** The frame's type is pinned (`MMUEXT_PIN_Ln_TABLE`). */
 export const FLAG_PINNED = 0x08;
@@ -580,54 +580,6 @@ export class Machine {
     c.stamps[slot] = stamp >>> 0;
   }
 
-  /**
-   * Bulk reads for the migration hot paths (issue 8): for each of `count` frames, its stamp into
-   * `stamps[i]`, or, for a frame holding real bytes, `stamps[i] = 0` and `materialised[i] = 1`
-   * (the caller reads those few byte-wise). One chunk lookup per frame, no objects.
-   */
-  stampsInto(mfns: ArrayLike<number>, count: number, stamps: Uint32Array, materialised: Uint8Array): void {
-    for (let i = 0; i < count; i++) {
-      const mfn = mfns[i]!;
-      const c = this.chunkOf(mfn);
-      if (c === undefined) {
-        stamps[i] = STAMP_ZERO;
-        materialised[i] = 0;
-        continue;
-      }
-      const slot = mfn & SLOT_MASK;
-      const info = c.info === undefined ? 0 : c.info[slot]!;
-      if (info & FLAG_BYTES) {
-        stamps[i] = 0;
-        materialised[i] = 1;
-      } else {
-        stamps[i] = c.stamps === undefined ? STAMP_ZERO : c.stamps[slot]!;
-        materialised[i] = 0;
-      }
-    }
-  }
-
-  /**
-   * For each of `count` frames: its owner domid + 1 (0 when free or outside the machine) into
-   * `owners`, its m2p into `m2ps`, and its info byte (type | pinned | xenheap flags) into `infos`.
-   */
-  metadataInto(mfns: ArrayLike<number>, count: number, owners: Uint32Array, m2ps: Uint32Array, infos: Uint8Array): void {
-    const max = this.maxPage;
-    for (let i = 0; i < count; i++) {
-      const mfn = mfns[i]!;
-      const c = mfn < max ? this.chunkOf(mfn) : undefined;
-      if (c === undefined) {
-        owners[i] = OWNER_FREE;
-        m2ps[i] = INVALID_M2P;
-        infos[i] = 0;
-        continue;
-      }
-      const slot = mfn & SLOT_MASK;
-      owners[i] = c.owner[slot]!;
-      m2ps[i] = c.m2p[slot]!;
-      infos[i] = c.info === undefined ? 0 : c.info[slot]!;
-    }
-  }
-
   /** Frames in the reuse stack of the free pool (frames never allocated are not listed). */
   *freePool(): Generator<number> {
     for (let i = 0; i < this.freedCount; i++) yield this.freed[i]!;
@@ -659,8 +611,8 @@ export class Machine {
   static readonly NOT_OWNED = 0xff;
 
   /**
-   * For each of `count` frames, as domain `domid` owns them: its info byte (see `metadataInto`)
-   * into `infos`, or `Machine.NOT_OWNED` when the frame is free, another domain's, outside the
+   * For each of `count` frames, as domain `domid` owns them: its info byte
+   * into `infos` (PageType | FLAG_*), or `Machine.NOT_OWNED` when the frame is free, another domain's, outside the
    * machine or not an integer; its m2p into `m2ps` (as `m2psInto`); and, for an owned frame, its
    * stamp into `stamps` with `materialised[i] = 0`, or `stamps[i] = 0` and `materialised[i] = 1`
    * when it holds real bytes (both 0 for a frame not owned).

@@ -171,27 +171,6 @@ export class PrivilegedInterface {
   // ------------------------------------------------------------------------------------------
 
   private scratchInfos = new Uint8Array(0);
-  private scratchM2ps = new Uint32Array(0);
-  private scratchStamps = new Uint32Array(0);
-  private scratchMaterialised = new Uint8Array(0);
-
-  /** Makes the scratch arrays at least `count` long (reused call after call). */
-  private scratch(count: number): void {
-    if (this.scratchInfos.length >= count) return;
-    this.scratchInfos = new Uint8Array(count);
-    this.scratchM2ps = new Uint32Array(count);
-    this.scratchStamps = new Uint32Array(count);
-    this.scratchMaterialised = new Uint8Array(count);
-  }
-
-  /** `pageTypes` for `mfns[0, count)` into `out`. */
-  pageTypesInto(domid: number, mfns: ArrayLike<number>, count: number, out: Uint32Array): void {
-    this.target(domid);
-    this.scratch(count);
-    const infos = this.scratchInfos;
-    this.xen.machine.ownedFramesInto(domid, mfns, count, infos, this.scratchM2ps, this.scratchStamps, this.scratchMaterialised);
-    for (let i = 0; i < count; i++) out[i] = PAGE_TYPE_BY_INFO[infos[i]!]!;
-  }
 
   /** `m2p` for `mfns[0, count)` into `out` (INVALID_M2P for frames outside the machine). */
   m2pInto(mfns: ArrayLike<number>, count: number, out: Uint32Array): void {
@@ -199,27 +178,15 @@ export class PrivilegedInterface {
   }
 
   /**
-   * `frameContent` for `mfns[0, count)`: each frame's stamp into `stamps`, or `materialised[i] = 1`
-   * for a frame holding real bytes (read those with `frameContent`). Throws ENOENT, like
-   * `frameContent`, when a frame is not the domain's.
-   */
-  frameStampsInto(domid: number, mfns: ArrayLike<number>, count: number, stamps: Uint32Array, materialised: Uint8Array): void {
-    this.target(domid);
-    const m = this.xen.machine;
-    const bad = m.firstNotOwned(domid, mfns, count);
-    if (bad < count) throw new PrivilegedError(ENOENT, `mfn 0x${mfns[bad]!.toString(16)} is not domain ${domid}'s`);
-    m.stampsInto(mfns, count, stamps, materialised);
-  }
-
-  /**
-   * `pageTypesInto`, `m2pInto` and `frameStampsInto` for `mfns[0, count)` in one pass over the
-   * frames (the saver's batch): `types[i]` as `pageTypes`, `m2ps[i]` as `m2p`, and for a frame of
-   * the domain its stamp or `materialised[i] = 1`. A frame that is not the domain's gets stamp 0
-   * and `materialised[i] = 0` rather than an error: its type says XTAB.
+   * `pageTypes`, `m2p` and `frameContent` for `mfns[0, count)` in one pass over the frames (the
+   * saver's batch, the verification's chunk): `types[i]` as `pageTypes`, `m2ps[i]` as `m2p`, and
+   * for a frame of the domain its stamp, or `materialised[i] = 1` when it holds real bytes (read
+   * those with `frameContent`). A frame that is not the domain's gets stamp 0 and
+   * `materialised[i] = 0` rather than an error: its type says XTAB.
    */
   frameInfoInto(domid: number, mfns: ArrayLike<number>, count: number, types: Uint32Array, m2ps: Uint32Array, stamps: Uint32Array, materialised: Uint8Array): void {
     this.target(domid);
-    this.scratch(count);
+    if (this.scratchInfos.length < count) this.scratchInfos = new Uint8Array(count);
     const infos = this.scratchInfos;
     this.xen.machine.ownedFramesInto(domid, mfns, count, infos, m2ps, stamps, materialised);
     for (let i = 0; i < count; i++) types[i] = PAGE_TYPE_BY_INFO[infos[i]!]!;
