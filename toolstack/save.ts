@@ -310,6 +310,8 @@ export class Saver {
   /** normalisePageTable's frames and their m2p entries, one per PTE. */
   private readonly pteFrames = new Float64Array(PTES_PER_PAGE);
   private readonly pteTargets = new Uint32Array(PTES_PER_PAGE);
+  /** Indexes of a page table's present entries (normalisePageTable). */
+  private readonly ptePresent = new Uint16Array(PTES_PER_PAGE);
 
   private p2m!: MappedP2m;
   /** 32-bit word views of the mapped leaves (two words an entry on x86_64). */
@@ -714,13 +716,23 @@ export class Saver {
     }
     this.recordSent(pfns, n);
 
-    // The few data frames holding real bytes, each read whole. (Their types said the domain owns
-    // them a moment ago, so this cannot refuse one.)
-    for (let j = 0; j < withBytes; j++) {
-      const at = bytesIndex[j]!;
-      const content = this.tools.frameContent(this.domid, mfns[at]!);
-      if ('bytes' in content) (bytes ??= new Map()).set(at, content.bytes);
-      else stamps[at] = content.stamp;
+    // The few data frames holding real bytes (p2m pages, start_info, ...): mapped in one call, as
+    // libxc maps a batch, and copied into the record's arena, not into a fresh page each (a new
+    // 4 KiB allocation is a first touch of memory: 5-6 us a page). Their types said the domain
+    // owns them a moment ago, so the map cannot refuse one.
+    if (withBytes > 0) {
+      const byteMfns: number[] = [];
+      for (let j = 0; j < withBytes; j++) byteMfns.push(mfns[bytesIndex[j]!]!);
+      const { pages } = this.tools.mapForeign(this.domid, byteMfns);
+      for (let j = 0; j < withBytes; j++) {
+        const at = bytesIndex[j]!;
+        const page = pages[j];
+        if (!page) throw new SaveAborted(`failed to map data pfn ${hex(pfns[at]!)} (mfn ${hex(mfns[at]!)})`, pfns[at]!);
+        const { buffer, offset } = this.arena.take(PAGE_SIZE);
+        const copy = new Uint8Array(buffer, offset, PAGE_SIZE);
+        copy.set(page);
+        (bytes ??= new Map()).set(at, copy);
+      }
     }
 
     this.ensureLastTypeCapacity(highest + 1);
@@ -766,15 +778,12 @@ export class Saver {
     const xenSlots = this.xenSlots(level);
     const frames = this.pteFrames;
     const targets = this.pteTargets;
-    for (let i = 0; i < PTES_PER_PAGE; i++) frames[i] = (words[2 * i + 1]! & PTE_FRAME_HIGH_BITS) * 2 ** 20 + (words[2 * i]! >>> 12);
-    // The m2p of every entry's frame in one call; the checks below still go entry by entry, in order.
-    this.tools.m2pInto(frames, PTES_PER_PAGE, targets);
-    const maxMfn = Number(this.p2m.maxMfn);
-    const p2mSize = this.p2m.p2mSize;
-    const leafWords = this.leafWords;
-    const shift = this.fppShift;
-    const slotMask = this.fpp - 1;
-    const wide = this.width === 8;
+    const present = this.ptePresent;
+    // Xen's slots zeroed, and the present entries elsewhere listed in index order with their
+    // frames: a page table is mostly empty (a lazily made direct-map PTE page holds a few entries),
+    // so the m2p lookups and the checks below visit only these. Zeroing before checking changes
+    // nothing seen: a deferred or refused page's copy is dropped.
+    let count = 0;
     for (let i = 0; i < PTES_PER_PAGE; i++) {
       if (i >= xenSlots.from && i <= xenSlots.to) {
         words[2 * i] = 0;
@@ -783,10 +792,24 @@ export class Saver {
       }
       const lo = words[2 * i]!;
       if ((lo & PTE_PRESENT_BIT) === 0) continue;
+      present[count] = i;
+      frames[count++] = (words[2 * i + 1]! & PTE_FRAME_HIGH_BITS) * 2 ** 20 + (lo >>> 12);
+    }
+    // The m2p of every present entry's frame in one call; the checks still go entry by entry, in order.
+    this.tools.m2pInto(frames, count, targets);
+    const maxMfn = Number(this.p2m.maxMfn);
+    const p2mSize = this.p2m.p2mSize;
+    const leafWords = this.leafWords;
+    const shift = this.fppShift;
+    const slotMask = this.fpp - 1;
+    const wide = this.width === 8;
+    for (let j = 0; j < count; j++) {
+      const i = present[j]!;
+      const lo = words[2 * i]!;
       if (level > 1 && (lo & PTE_PSE_BIT) !== 0) throw new SaveAborted(`Cannot migrate superpage (L${level} pfn ${hex(pfn)} entry ${i})`, pfn);
       const hi = words[2 * i + 1]!;
-      const frame = frames[i]!;
-      const target = targets[i]!;
+      const frame = frames[j]!;
+      const target = targets[j]!;
       let ok = frame <= maxMfn && target !== INVALID_M2P && target < p2mSize;
       if (ok) {
         // mfnOf(target) === frame, inline: the target's p2m entry names this very frame. The

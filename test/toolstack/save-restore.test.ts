@@ -542,6 +542,41 @@ describe('toolstack: save aborts', function () {
       assert.ok(r.reason?.startsWith('p2m generation count changed. Migration aborted.'), r.reason);
     });
 
+    // libxc normalise_pagetable's two refusals, in entry order. Xen never lets a PV guest make a
+    // superpage or point a table at a frame outside its p2m, so the entries are planted in the
+    // machine's bytes directly, into slots of the L2 over the direct map that the guest leaves empty.
+    for (const [first, second, why] of [
+      ['superpage', undefined, /^Cannot migrate superpage \(L2 pfn 0x[0-9a-f]+ entry 300\)$/],
+      ['superpage', 'foreign', /^Cannot migrate superpage \(L2 pfn 0x[0-9a-f]+ entry 300\)$/],
+      ['foreign', 'superpage', /^bad mfn 0x[0-9a-f]+ in L2 page table pfn 0x[0-9a-f]+ entry 300 with the domain paused$/],
+    ] as const) {
+      it(`${abi.name}: a page table with ${second ? `a ${first} entry before a ${second} one` : `a ${first} entry`} makes the save \`aborted\` naming the first (${why.source.slice(1, 24)}...)`, () => {
+        const PTE_PRESENT = 1;
+        const PTE_PSE = 0x80;
+        const src = bootSource(abi, 'linear');
+        const g = src.guest;
+        const pfn = 1500;
+        finish(g.mm.pageVa(pfn));
+        const l2 = g.mm.tableAt(2, g.mm.directVa(pfn));
+        assert.ok(l2 !== undefined && l2 >= 0, 'the direct map has an L2 over pfn 1500');
+        const table = src.xen.machine.bytes(Number(g.mfnOf(l2)));
+        const words = new Uint32Array(table.buffer, table.byteOffset, PAGE_SIZE / 4);
+        for (const i of [300, 301]) assert.equal(words[2 * i]! & PTE_PRESENT, 0, `entry ${i} of the L2 is empty`);
+        // A guest frame (present, PSE) or a frame no pfn maps (the machine's last one, free).
+        const guestFrame = Number(g.mfnOf(pfn));
+        const plant = (i: number, kind: 'superpage' | 'foreign'): void => {
+          const frame = kind === 'superpage' ? guestFrame : src.machinePages - 1;
+          words[2 * i] = ((frame << 12) | (kind === 'superpage' ? PTE_PSE : 0) | PTE_PRESENT) >>> 0;
+          words[2 * i + 1] = 0;
+        };
+        plant(300, first);
+        if (second) plant(301, second);
+        const { report } = saveQuiet(src);
+        assert.equal(report.outcome, 'aborted', report.reason);
+        assert.match(report.reason ?? '', why);
+      });
+    }
+
     for (const [guest, field, value, why] of [
       ['legacy-tree', 'pfn_to_mfn_frame_list_list', 0n, /^cannot map the p2m: bad mfn 0x0 for p2m frame list list/],
       ['linear', 'p2m_cr3', 0x7fff_f000n, /^cannot map the p2m: bad p2m_cr3 value/],
