@@ -718,7 +718,7 @@ export class Saver {
 
     // The few data frames holding real bytes (p2m pages, start_info, ...): mapped in one call, as
     // libxc maps a batch, and copied into the record's arena, not into a fresh page each (a new
-    // 4 KiB allocation is a first touch of memory: 5-6 us a page). Their types said the domain
+    // 4 KiB allocation is a first touch of memory: about 6 us a page). Their types said the domain
     // owns them a moment ago, so the map cannot refuse one.
     if (withBytes > 0) {
       const byteMfns: number[] = [];
